@@ -1,0 +1,1 @@
+"""Avro contracts of the platform's topics, their serde and the schema registry they live in."""

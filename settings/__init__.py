@@ -1,0 +1,145 @@
+"""One typed settings layer for every process of the platform.
+
+Values come, highest precedence first, from environment variables (``KAPPA_<GROUP>__<FIELD>``,
+e.g. ``KAPPA_KAFKA__BOOTSTRAP_SERVERS``), then from a TOML file named by ``KAPPA_CONFIG``
+(tables ``[kafka]``, ``[registry]``, ...), then from the defaults below. The defaults are the
+local stack's fixed ports on 127.0.0.1, so a fresh checkout works with no configuration, and
+pointing the platform at production clusters is a matter of setting the same keys.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from stack import ports
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = f"127.0.0.1:{ports.KAFKA}"
+    # Extra librdkafka properties (security.protocol, sasl.*, ...) for production clusters.
+    client_config: dict[str, str] = {}
+
+
+class RegistrySettings(BaseModel):
+    url: str = f"http://127.0.0.1:{ports.SCHEMA_REGISTRY}"
+    # Kafka topic where the local registry keeps its schemas (compacted, like Confluent's _schemas).
+    topic: str = "_schemas"
+    default_compatibility: str = "BACKWARD"
+
+
+class CassandraSettings(BaseModel):
+    hosts: list[str] = ["127.0.0.1"]
+    port: int = ports.CASSANDRA_CQL
+    keyspace: str = "kappa"
+    local_dc: str = "datacenter1"
+    username: str | None = None
+    password: str | None = None
+
+
+class S3Settings(BaseModel):
+    # host:port as the minio SDK wants it; ``secure`` selects https.
+    endpoint: str = f"127.0.0.1:{ports.S3}"
+    secure: bool = False
+    access_key: str = "kappa"
+    secret_key: str = "kappa-secret"
+    region: str = "us-east-1"
+    lake_bucket: str = "lake"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self.endpoint}"
+
+
+class ClickHouseSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = ports.CLICKHOUSE_HTTP
+    secure: bool = False
+    username: str = "default"
+    password: str = ""
+    database: str = "kappa"
+
+
+class PostgresSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = ports.POSTGRES
+    user: str = "kappa"
+    password: str = "kappa"
+    dbname: str = "kappa"
+
+    def dsn(self, dbname: str | None = None) -> str:
+        """libpq connection string (psycopg2.connect accepts it as is)."""
+        return (
+            f"host={self.host} port={self.port} user={self.user} "
+            f"password={self.password} dbname={dbname or self.dbname}"
+        )
+
+    @property
+    def jdbc_url(self) -> str:
+        return f"jdbc:postgresql://{self.host}:{self.port}/{self.dbname}"
+
+
+class PrometheusSettings(BaseModel):
+    url: str = f"http://127.0.0.1:{ports.PROMETHEUS}"
+
+
+class SparkSettings(BaseModel):
+    master: str = "local[2]"
+    # Connector jars (Kafka, Avro, s3a, JDBC). None: the local stack resolves them from Maven Central.
+    jars: list[str] | None = None
+    # Extra spark.* properties, e.g. {"spark.executor.memory": "4g"}.
+    conf: dict[str, str] = {}
+
+
+class Settings(BaseSettings):
+    """Every endpoint the platform talks to. Build with :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KAPPA_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    cassandra: CassandraSettings = CassandraSettings()
+    s3: S3Settings = S3Settings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    spark: SparkSettings = SparkSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("KAPPA_CONFIG")
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"KAPPA_CONFIG points at {path}, which is not a file: "
+                    "unset KAPPA_CONFIG or give the path of a TOML settings file"
+                )
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,39 @@
+"""``python -m stack {up|status|down|clean|env} [service ...]``: the local stack's command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stack import lifecycle
+from stack.process import ServiceError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    parser.add_argument("command", choices=["up", "status", "down", "clean"])
+    parser.add_argument("services", nargs="*", help="only these services (and what they depend on)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            failures = lifecycle.up(args.services)
+            for failure in failures:
+                print(f"\nERROR: {failure}", file=sys.stderr)
+            return 1 if failures else 0
+        if args.command == "down":
+            lifecycle.down(args.services)
+            return 0
+        if args.command == "clean":
+            lifecycle.clean()
+            return 0
+        rows = lifecycle.status(args.services)
+        print(f"{'service':<16} {'state':<6} {'port':<6} {'pid':<8} log")
+        for row in rows:
+            print(f"{row.name:<16} {'up' if row.up else 'down':<6} {row.port:<6} {row.pid or '-':<8} {row.log_file}")
+        return 0 if all(r.up for r in rows) else 3
+    except ServiceError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

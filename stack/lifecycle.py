@@ -1,0 +1,110 @@
+"""Bring the whole stack up, report it, take it down.
+
+``up`` provisions every service (quick once cached), then starts each as soon as the services it
+depends on are healthy, waiting for health in parallel; a failure names the service and shows the
+end of its log, and the command exits non-zero.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+
+from stack.cassandra import Cassandra
+from stack.clickhouse import ClickHouse
+from stack.kafka import Kafka
+from stack.paths import stack_home
+from stack.postgres import Postgres
+from stack.process import ServiceError
+from stack.prometheus import Prometheus
+from stack.registry import SchemaRegistry
+from stack.s3 import S3
+from stack.service import Service, Status
+from stack.spark import connector_jars
+
+SERVICES: tuple[type[Service], ...] = (Kafka, SchemaRegistry, Cassandra, S3, ClickHouse, Postgres, Prometheus)
+
+
+def services(names: Sequence[str] = ()) -> list[Service]:
+    """The services called ``names`` (all if empty), with what they depend on."""
+    all_services = {cls.name: cls() for cls in SERVICES}
+    unknown = [n for n in names if n not in all_services]
+    if unknown:
+        raise ServiceError(f"unknown service(s) {unknown}; known: {', '.join(all_services)}")
+    wanted: list[str] = []
+
+    def add(name: str) -> None:
+        for dep in all_services[name].depends_on:
+            add(dep)
+        if name not in wanted:
+            wanted.append(name)
+
+    for name in names or list(all_services):
+        add(name)
+    return [all_services[n] for n in wanted]
+
+
+def up(names: Sequence[str] = (), echo=print) -> list[str]:
+    """Start what is stopped and wait for health; returns the failure messages (empty when all is up)."""
+    chosen = services(names)
+    failures: dict[str, str] = {}
+    started = time.monotonic()
+    echo(f"stack home: {stack_home()}")
+    try:
+        connector_jars()  # the SparkSession's jars, so tests and jobs start without network
+    except ServiceError as exc:
+        failures["spark-jars"] = str(exc)
+    ready = {s.name: threading.Event() for s in chosen}
+    lock = threading.Lock()
+
+    def run(service: Service) -> None:
+        try:
+            for dep in service.depends_on:
+                ready[dep].wait()
+                if dep in failures:
+                    raise ServiceError(f"{service.name}: not started because {dep} failed")
+            t0 = time.monotonic()
+            service.provision()
+            service.prepare()
+            was_running = service.pid() is not None
+            service.start()
+            service.wait_healthy()
+            with lock:
+                what = "already running" if was_running else f"started in {time.monotonic() - t0:.1f}s"
+                echo(f"  {service.name:<16} up    127.0.0.1:{service.port:<6} {what}")
+        except Exception as exc:  # every failure must reach the summary, whatever raised it
+            with lock:
+                failures[service.name] = str(exc) if isinstance(exc, ServiceError) else f"{service.name}: {exc!r}"
+                echo(f"  {service.name:<16} FAILED")
+        finally:
+            ready[service.name].set()
+
+    threads = [threading.Thread(target=run, args=(s,), name=s.name) for s in chosen]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    echo(f"stack {'up' if not failures else 'NOT up'} after {time.monotonic() - started:.1f}s")
+    return [f"{name} failed to start:\n{message}" for name, message in failures.items()]
+
+
+def down(names: Sequence[str] = (), echo=print) -> None:
+    for service in reversed(services(names) if names else [cls() for cls in SERVICES]):
+        if service.stop():
+            echo(f"  {service.name:<16} stopped")
+
+
+def status(names: Sequence[str] = ()) -> list[Status]:
+    return [s.status() for s in (services(names) if names else [cls() for cls in SERVICES])]
+
+
+def clean(echo=print) -> None:
+    """Stop everything and drop all data; resolved classpaths (the cache) stay."""
+    down(echo=echo)
+    home = stack_home()
+    if home.exists():
+        for child in home.iterdir():
+            if child.name != "cache":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    echo(f"removed the stack's data under {home}")

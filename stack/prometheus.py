@@ -1,0 +1,58 @@
+"""Prometheus (and promtool) from Debian, scraping the stack's servers and the platform's processes."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from string import Template
+
+import requests
+
+from stack import ports
+from stack.paths import STACK_DIR
+from stack.provision import ensure_debian_packages
+from stack.service import Service
+
+CONF = STACK_DIR / "conf" / "prometheus"
+
+
+class Prometheus(Service):
+    name = "prometheus"
+    port = ports.PROMETHEUS
+    start_timeout = 60.0
+    stop_grace = 20.0
+    depends_on = ("schema-registry", "clickhouse", "s3")
+
+    @property
+    def targets_dir(self) -> Path:
+        """Where platform processes drop file_sd target files."""
+        return self.home / "targets"
+
+    def provision(self) -> None:
+        if not (shutil.which("prometheus") and shutil.which("promtool")):
+            ensure_debian_packages("prometheus")
+
+    def prepare(self) -> None:
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        (self.home / "prometheus.yml").write_text(
+            Template((CONF / "prometheus.yml").read_text()).substitute(
+                prometheus_port=self.port, registry_port=ports.SCHEMA_REGISTRY,
+                clickhouse_port=ports.CLICKHOUSE_HTTP, s3_metrics_port=ports.SEAWEED_METRICS,
+                targets_dir=self.targets_dir,
+            )
+        )
+
+    def command(self) -> list[str]:
+        return [
+            shutil.which("prometheus") or "/usr/bin/prometheus",
+            f"--config.file={self.home / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.data_dir}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=7d",
+        ]
+
+    def healthy(self) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{self.port}/-/ready", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False

@@ -1,0 +1,97 @@
+"""Installing what the servers need, idempotently and from registries these machines reach.
+
+Debian packages come from apt, jars from Maven Central through ``mvn`` (cached in ``~/.m2``), and
+the resolved classpath is cached under the stack folder keyed by the POM's hash, so a warm start
+asks no registry at all.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+from stack.paths import STACK_DIR, stack_home
+from stack.process import ServiceError
+
+JAVA17_CANDIDATES = (
+    "/usr/lib/jvm/java-17-openjdk-amd64",
+    "/usr/lib/jvm/java-17-openjdk-arm64",
+    "/usr/lib/jvm/java-17-openjdk",
+)
+
+
+def _dpkg_installed(package: str) -> bool:
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True
+    )
+    return result.returncode == 0 and "install ok installed" in result.stdout
+
+
+_apt_updated = False
+
+
+def ensure_debian_packages(*packages: str) -> None:
+    """apt-get install the packages that are not installed yet (needs root, as on these machines)."""
+    global _apt_updated
+    missing = [p for p in packages if not _dpkg_installed(p)]
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        raise ServiceError(f"Debian packages {missing} are missing and there is no apt-get: install them by hand")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if not _apt_updated:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        _apt_updated = True
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+        env=env, capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise ServiceError(f"apt-get install {' '.join(missing)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
+@lru_cache(maxsize=1)
+def java17_home() -> Path:
+    """A Java 17 home: Cassandra 5.0 refuses Java 21+, and Temurin 25 is also on these machines."""
+    explicit = os.environ.get("KAPPA_JAVA17_HOME")
+    candidates = [explicit] if explicit else list(JAVA17_CANDIDATES)
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "bin" / "java").exists():
+            return Path(candidate)
+    if explicit:
+        raise ServiceError(f"KAPPA_JAVA17_HOME={explicit} has no bin/java")
+    ensure_debian_packages("openjdk-17-jdk-headless")
+    for candidate in JAVA17_CANDIDATES:
+        if (Path(candidate) / "bin" / "java").exists():
+            return Path(candidate)
+    raise ServiceError("no Java 17 found after installing openjdk-17-jdk-headless; set KAPPA_JAVA17_HOME")
+
+
+def maven_classpath(component: str) -> list[str]:
+    """The runtime jars of ``stack/maven/<component>/pom.xml``, resolved once into ``~/.m2``."""
+    pom = STACK_DIR / "maven" / component / "pom.xml"
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
+    cache = stack_home() / "cache" / f"{component}-{digest}.classpath"
+    if cache.exists():
+        jars = cache.read_text().strip().split(os.pathsep)
+        if all(Path(j).exists() for j in jars):
+            return jars
+    if shutil.which("mvn") is None:
+        ensure_debian_packages("maven")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    result = subprocess.run(
+        ["mvn", "-q", "-B", "-f", str(pom), "dependency:build-classpath",
+         "-DincludeScope=runtime", f"-Dmdep.outputFile={tmp}"],
+        capture_output=True, text=True, env=dict(os.environ, JAVA_HOME=str(java17_home())),
+    )
+    if result.returncode != 0 or not tmp.exists():
+        raise ServiceError(
+            f"resolving {pom} from Maven Central failed (is the network up? is ~/.m2/settings.xml sane?):\n"
+            f"{result.stdout[-3000:]}{result.stderr[-2000:]}"
+        )
+    tmp.replace(cache)
+    return cache.read_text().strip().split(os.pathsep)

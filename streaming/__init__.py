@@ -1,0 +1,1 @@
+"""Spark Structured Streaming: Kafka -> decode -> clean -> enrich -> sinks (shared with batch replay)."""

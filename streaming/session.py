@@ -1,0 +1,54 @@
+"""The SparkSession every job, replay and test uses, wired to Kafka, Avro, S3 (s3a) and JDBC."""
+from __future__ import annotations
+
+import os
+
+from pyspark.sql import SparkSession
+
+from settings import Settings, get_settings
+
+
+def connector_jars(settings: Settings) -> list[str]:
+    """Explicit ``spark.jars`` if configured, else the local stack's Maven-resolved connectors."""
+    if settings.spark.jars is not None:
+        return settings.spark.jars
+    from stack.spark import connector_jars as resolved
+
+    return resolved()
+
+
+def build_session(app_name: str, settings: Settings | None = None) -> SparkSession:
+    """Get or create the process's SparkSession for ``app_name``.
+
+    Creating one takes about ten seconds on two cores, so processes share a single session.
+    """
+    settings = settings or get_settings()
+    s3 = settings.s3
+    if "JAVA_HOME" not in os.environ:
+        from stack.provision import java17_home
+
+        os.environ["JAVA_HOME"] = str(java17_home())
+    builder = (
+        SparkSession.builder.master(settings.spark.master).appName(app_name)
+        .config("spark.jars", ",".join(connector_jars(settings)))
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.session.timeZone", "UTC")
+        # Stopping a query while a Python foreachBatch runs overflows the default stack.
+        .config("spark.driver.extraJavaOptions", "-Xss16m")
+        # Parquet that pyarrow and ClickHouse read without surprises.
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.hadoop.fs.s3a.endpoint", s3.url)
+        .config("spark.hadoop.fs.s3a.endpoint.region", s3.region)
+        .config("spark.hadoop.fs.s3a.path.style.access", "true")
+        .config("spark.hadoop.fs.s3a.connection.ssl.enabled", str(s3.secure).lower())
+        .config("spark.hadoop.fs.s3a.aws.credentials.provider",
+                "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider")
+        .config("spark.hadoop.fs.s3a.access.key", s3.access_key)
+        .config("spark.hadoop.fs.s3a.secret.key", s3.secret_key)
+    )
+    for key, value in settings.spark.conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
