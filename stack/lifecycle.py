@@ -51,10 +51,12 @@ def up(names: Sequence[str] = (), echo=print) -> list[str]:
     failures: dict[str, str] = {}
     started = time.monotonic()
     echo(f"stack home: {stack_home()}")
-    try:
-        connector_jars()  # the SparkSession's jars, so tests and jobs start without network
-    except ServiceError as exc:
-        failures["spark-jars"] = str(exc)
+    if not names:
+        try:
+            connector_jars()  # the SparkSession's jars, so tests and jobs start without network
+            echo(f"  {'spark-jars':<16} ready (resolved from Maven Central into ~/.m2)")
+        except ServiceError as exc:
+            failures["spark-jars"] = str(exc)
     ready = {s.name: threading.Event() for s in chosen}
     lock = threading.Lock()
 

@@ -34,6 +34,7 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.session.timeZone", "UTC")
         # Stopping a query while a Python foreachBatch runs overflows the default stack.

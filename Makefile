@@ -1,0 +1,49 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Each installs what it needs.
+# Everything else here is the local stack's lifecycle (see README.md, "The local stack").
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help venv up status down clean demo test test-unit
+
+help:
+	@echo "make demo       start the local stack and run the demo pipeline"
+	@echo "make test       start the local stack and run every test"
+	@echo "make up         install what is missing, start what is stopped, wait for health"
+	@echo "make status     each service: up/down, port, pid, log file"
+	@echo "make down       stop every service (data is kept)"
+	@echo "make clean      stop every service and delete its data"
+	@echo "make test-unit  only the tests that need no server"
+
+venv: $(VENV)/.installed
+
+# Re-installs when pyproject.toml changes. `compat` editable mode puts the checkout itself on
+# sys.path, so new top-level packages work without reinstalling.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[stack,dev]' --config-settings editable_mode=compat
+	@touch $@
+
+up: venv
+	$(PY) -m stack up
+
+status: venv
+	@$(PY) -m stack status
+
+down: venv
+	$(PY) -m stack down
+
+clean: venv
+	$(PY) -m stack clean
+
+demo: up
+	$(PY) -m demo
+
+test: up
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

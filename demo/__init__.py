@@ -1,0 +1,1 @@
+"""``make demo``: the platform's main path on the local stack, end to end."""

@@ -1,0 +1,104 @@
+"""Fixtures shared by every test: settings, live-service checks and the one SparkSession.
+
+Integration tests reach the servers named by the settings layer (the local stack by default;
+``make test`` starts it). A server that does not answer fails the test with what to do; it is
+never skipped, so a stack that did not come up cannot pass as a green run.
+"""
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from settings import Settings, get_settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require(name: str, host: str, port: int) -> None:
+    """Fail (not skip) when a service the test needs does not answer."""
+    if not _reachable(host, port):
+        pytest.fail(
+            f"{name} is not reachable at {host}:{port}. Start the local stack with `make up` "
+            f"(its log is .stack/{name}/{name}.log) or point KAPPA_* settings at a running cluster.",
+            pytrace=False,
+        )
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(settings: Settings) -> str:
+    first = settings.kafka.bootstrap_servers.split(",")[0]
+    require("kafka", *_host_port(first))
+    return settings.kafka.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def registry_url(settings: Settings, kafka_bootstrap: str) -> str:
+    url = settings.registry.url
+    require("schema-registry", *_host_port(url.split("//", 1)[1].split("/", 1)[0]))
+    return url
+
+
+@pytest.fixture(scope="session")
+def cassandra_settings(settings: Settings):
+    require("cassandra", settings.cassandra.hosts[0], settings.cassandra.port)
+    return settings.cassandra
+
+
+@pytest.fixture(scope="session")
+def s3_settings(settings: Settings):
+    require("s3", *_host_port(settings.s3.endpoint))
+    return settings.s3
+
+
+@pytest.fixture(scope="session")
+def clickhouse_settings(settings: Settings):
+    require("clickhouse", settings.clickhouse.host, settings.clickhouse.port)
+    return settings.clickhouse
+
+
+@pytest.fixture(scope="session")
+def postgres_settings(settings: Settings):
+    require("postgres", settings.postgres.host, settings.postgres.port)
+    return settings.postgres
+
+
+@pytest.fixture(scope="session")
+def prometheus_url(settings: Settings) -> str:
+    require("prometheus", *_host_port(settings.prometheus.url.split("//", 1)[1]))
+    return settings.prometheus.url
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings, kafka_bootstrap: str) -> Iterator:
+    """The one SparkSession of the test run (it takes ~10 s to start), with Kafka/Avro/s3a/JDBC jars."""
+    from streaming.session import build_session
+
+    session = build_session("tests", settings)
+    session.sparkContext.setLogLevel("WARN")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short random suffix for topic, table and bucket names, so tests never share state."""
+    return uuid.uuid4().hex[:10]
