@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv up status down clean demo test test-unit
+.PHONY: help venv up status down clean demo test test-unit schemas-check
 
 help:
 	@echo "make demo       start the local stack and run the demo pipeline"
@@ -16,6 +16,7 @@ help:
 	@echo "make down       stop every service (data is kept)"
 	@echo "make clean      stop every service and delete its data"
 	@echo "make test-unit  only the tests that need no server"
+	@echo "make schemas-check  validate schemas/avro/*.avsc and register them (fails on an incompatible change)"
 
 venv: $(VENV)/.installed
 
@@ -47,3 +48,6 @@ test: up
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+schemas-check: up
+	$(PY) -m schemas.check
