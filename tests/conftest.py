@@ -98,6 +98,46 @@ def spark(settings: Settings, kafka_bootstrap: str) -> Iterator:
     session.stop()
 
 
+def write_toml(path, values: dict) -> None:
+    """A flat TOML file (strings, numbers, booleans, lists of strings) for a connector's --config."""
+    def literal(value):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, list):
+            return "[" + ", ".join(literal(v) for v in value) + "]"
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    path.write_text("".join(f"{key} = {literal(value)}\n" for key, value in values.items()))
+
+
+@pytest.fixture
+def run_connector(tmp_path):
+    """Start ``python -m connectors.<name> --config <toml>`` as a real process; stopped after the test."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    started = []
+
+    def start(module: str, config: dict, log_name: str = "connector.log"):
+        config_path = tmp_path / f"{config['name']}.toml"
+        write_toml(config_path, config)
+        log = open(tmp_path / log_name, "ab")
+        proc = subprocess.Popen([sys.executable, "-m", f"connectors.{module}", "--config", str(config_path)],
+                                cwd=Path(__file__).resolve().parents[1], stdout=log, stderr=subprocess.STDOUT)
+        proc.log_path = tmp_path / log_name
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 @pytest.fixture
 def unique() -> str:
     """A short random suffix for topic, table and bucket names, so tests never share state."""

@@ -1,0 +1,1 @@
+"""``python -m connectors.cdc --config cdc.toml``: PostgreSQL CDC (logical replication, pgoutput)."""

@@ -1,0 +1,333 @@
+"""PostgreSQL change data capture through logical replication (pgoutput), published in Debezium's envelope.
+
+On first start the connector creates its publication and replication slot, reads every table
+in the snapshot the slot exported (op ``r``), then streams the slot. A restart resumes from the
+slot's confirmed LSN, which only moves to the end of a transaction after Kafka acknowledged every
+event of it, so nothing is lost and a re-sent change carries the same ``event_id``. A crash during
+the snapshot restarts it on a new slot.
+"""
+from __future__ import annotations
+
+import logging
+import select
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+from psycopg2 import sql
+
+from connectors import metrics
+from connectors.cdc import envelope, pgoutput, types
+from connectors.checkpoints import CheckpointStore
+from connectors.producer import EventProducer
+from connectors.runtime import ConnectorConfig, StopFlag
+from settings import Settings
+
+log = logging.getLogger(__name__)
+_IDS = uuid.NAMESPACE_URL
+SESSION_OPTIONS = "-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3 -c IntervalStyle=iso_8601"
+
+
+class CdcConfig(ConnectorConfig):
+    # Tables to capture, "schema.table"; the connector's role must own them (to publish them).
+    tables: list[str]
+    # Topics are "<topic_prefix>.<table>".
+    topic_prefix: str
+    database: str | None = None       # default: the settings' PostgreSQL database
+    slot: str | None = None           # default: "kappa_<name>"
+    publication: str | None = None    # default: "kappa_<name>"
+    snapshot: str = "initial"         # "initial": read the tables first; "never": stream only
+    partitions: int = 3
+    heartbeat_interval_s: float = 10.0
+    # Optional statement run on every heartbeat, e.g. an UPDATE of a heartbeat table, so WAL of
+    # this database moves (and the slot with it) even when only other databases are written.
+    heartbeat_query: str | None = None
+    max_pending_events: int = 200_000
+
+    def slot_name(self) -> str:
+        return self.slot or f"kappa_{self.name}".replace("-", "_")
+
+    def publication_name(self) -> str:
+        return self.publication or f"kappa_{self.name}".replace("-", "_")
+
+
+@dataclass
+class TableState:
+    relation: pgoutput.Relation
+    topic: str
+    value: object                     # AvroSerializer of the envelope
+    key: object | None                # AvroSerializer of the key, None without a primary key
+    parsers: list = field(default_factory=list)
+    key_index: list[int] = field(default_factory=list)
+
+
+class CdcConnector:
+    def __init__(self, config: CdcConfig, settings: Settings, stop: StopFlag | None = None) -> None:
+        self.config = config
+        self.settings = settings
+        self.stop = stop or StopFlag()
+        self.database = config.database or settings.postgres.dbname
+        self.dsn = settings.postgres.dsn(self.database)
+        self.producer = EventProducer(settings, config.name)
+        self.checkpoints = CheckpointStore(settings, config.name)
+        self.tables: dict[int, TableState] = {}
+        self._by_name: dict[tuple[str, str], TableState] = {}
+        self._sql: psycopg2.extensions.connection | None = None
+
+    # -- set-up --------------------------------------------------------------------------------
+    def _connect(self, **kwargs) -> psycopg2.extensions.connection:
+        return psycopg2.connect(self.dsn, options=SESSION_OPTIONS, application_name=f"kappa-cdc-{self.config.name}",
+                                **kwargs)
+
+    def _ensure_publication(self) -> None:
+        names = [sql.SQL(".").join(map(sql.Identifier, t.split(".", 1))) for t in self.config.tables]
+        with self._sql.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.config.publication_name(),))
+            verb = "ALTER PUBLICATION {} SET TABLE {}" if cur.fetchone() else "CREATE PUBLICATION {} FOR TABLE {}"
+            cur.execute(sql.SQL(verb).format(sql.Identifier(self.config.publication_name()), sql.SQL(", ").join(names)))
+
+    def _catalog_relation(self, qualified: str) -> tuple[pgoutput.Relation, dict[str, str], set[str]]:
+        """The table's columns as pgoutput would describe them, with comments and NOT NULL flags."""
+        schema, table = qualified.split(".", 1)
+        with self._sql.cursor() as cur:
+            cur.execute(
+                """SELECT c.oid, a.attname, a.atttypid, a.atttypmod, a.attnotnull,
+                          col_description(c.oid, a.attnum),
+                          coalesce(a.attnum = ANY(i.indkey), false), c.relreplident
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                     LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+                    WHERE n.nspname = %s AND c.relname = %s ORDER BY a.attnum""",
+                (schema, table),
+            )
+            rows = cur.fetchall()
+        if not rows:
+            raise SystemExit(f"table {qualified} (config 'tables') does not exist in database {self.database}")
+        columns = tuple(pgoutput.Column(r[1], r[2], r[3], r[6]) for r in rows)
+        relation = pgoutput.Relation(rows[0][0], schema, table, rows[0][7], columns)
+        return relation, {r[1]: r[5] for r in rows if r[5]}, {r[1] for r in rows if r[4]}
+
+    def _register(self, relation: pgoutput.Relation) -> TableState:
+        """Schemas and serializers for a table (again after an ALTER TABLE changed its columns)."""
+        _, comments, not_null = self._catalog_relation(f"{relation.schema}.{relation.table}")
+        topic = f"{self.config.topic_prefix}.{relation.table}"
+        namespace = envelope.namespace_for(topic)
+        value = self.producer.serializer(topic, envelope.value_schema(namespace, relation, comments, not_null))
+        key_schema = envelope.key_schema(namespace, relation)
+        key = self.producer.serializer(topic, key_schema, is_key=True) if key_schema else None
+        state = TableState(relation, topic, value, key,
+                           parsers=[types.parser(c.type_oid) for c in relation.columns],
+                           key_index=[i for i, c in enumerate(relation.columns) if c.is_key])
+        self.tables[relation.oid] = state
+        self._by_name[(relation.schema, relation.table)] = state
+        return state
+
+    # -- events ----------------------------------------------------------------------------------
+    def _row(self, state: TableState, values: list) -> dict:
+        row = {}
+        for column, parse, text in zip(state.relation.columns, state.parsers, values, strict=True):
+            row[column.name] = None if text is None or text is pgoutput.UNCHANGED else parse(text)
+        return row
+
+    def _key(self, state: TableState, row: dict) -> bytes | None:
+        if state.key is None:
+            return None
+        return state.key({state.relation.columns[i].name: row[state.relation.columns[i].name] for i in state.key_index})
+
+    def _emit(self, state: TableState, op: str, before: dict | None, after: dict | None, *, lsn: int,
+              txid: int | None, ts_ms: int, snapshot: str, event_id: str) -> None:
+        key = self._key(state, after if after is not None else before)
+        value = state.value({
+            "before": before, "after": after, "op": op,
+            "source": {"connector": self.config.name, "db": self.database, "schema": state.relation.schema,
+                       "table": state.relation.table, "lsn": lsn, "txId": txid, "ts_ms": ts_ms, "snapshot": snapshot},
+            "ts_ms": int(time.time() * 1000), "event_id": event_id, "event_time": ts_ms,
+        })
+        self.producer.send(state.topic, key, value)
+        if op == "d" and key is not None:
+            self.producer.send(state.topic, key, None)  # tombstone: log compaction forgets the row
+
+    # -- snapshot --------------------------------------------------------------------------------
+    def _snapshot(self, snapshot_name: str, lsn: int) -> None:
+        started_ms = int(time.time() * 1000)
+        conn = self._connect()
+        conn.set_session(isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
+        count = 0
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot_name,))
+            for index, qualified in enumerate(self.config.tables):
+                schema, table = qualified.split(".", 1)
+                state = self._by_name[(schema, table)]
+                columns = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name))
+                                             for c in state.relation.columns)
+                with conn.cursor(name=f"snapshot_{index}") as cur:
+                    cur.itersize = 10_000
+                    cur.execute(sql.SQL("SELECT {} FROM {}.{}").format(columns, sql.Identifier(schema), sql.Identifier(table)))
+                    previous = None
+                    for values in cur:
+                        if previous is not None:
+                            count += self._snapshot_row(state, previous, lsn, started_ms, "true")
+                        previous = values
+                    if previous is not None:
+                        last = "last" if index == len(self.config.tables) - 1 else "true"
+                        count += self._snapshot_row(state, previous, lsn, started_ms, last)
+                self.producer.poll()
+            conn.commit()
+        finally:
+            conn.close()
+        self.producer.checkpoint()
+        log.info("snapshot done", extra={"events": count, "lsn": pgoutput.lsn_to_str(lsn)})
+
+    def _snapshot_row(self, state: TableState, values, lsn: int, ts_ms: int, marker: str) -> int:
+        row = self._row(state, list(values))
+        # Same table, same row content => same id, so a snapshot redone after a crash re-sends, not duplicates.
+        event_id = str(uuid.uuid5(_IDS, f"pg:{self.database}:{state.relation.schema}.{state.relation.table}:r:"
+                                         + "\x1f".join("\x00" if v is None else v for v in values)))
+        self._emit(state, "r", None, row, lsn=lsn, txid=None, ts_ms=ts_ms, snapshot=marker, event_id=event_id)
+        return 1
+
+    # -- streaming -------------------------------------------------------------------------------
+    def run(self) -> None:
+        self._sql = self._connect()
+        self._sql.autocommit = True
+        self._ensure_publication()
+        for qualified in self.config.tables:
+            self._register(self._catalog_relation(qualified)[0])
+        self.producer.ensure_topics(sorted({s.topic for s in self.tables.values()}), self.config.partitions)
+        repl = self._connect(connection_factory=psycopg2.extras.LogicalReplicationConnection)
+        cur = repl.cursor()
+        try:
+            self._prepare_slot(cur)
+            if self.stop.is_set():
+                return
+            cur.start_replication(slot_name=self.config.slot_name(), decode=False, status_interval=10,
+                                  options={"proto_version": "1", "publication_names": self.config.publication_name()})
+            self._stream(cur)
+        finally:
+            repl.close()
+            self._sql.close()
+            self.producer.close()
+
+    def _prepare_slot(self, cur) -> None:
+        slot = self.config.slot_name()
+        with self._sql.cursor() as check:
+            check.execute("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            existing = check.fetchone()
+        snapshot_done = self.checkpoints.get("snapshot", {}).get("done", False)
+        wants_snapshot = self.config.snapshot == "initial"
+        if existing and (snapshot_done or not wants_snapshot):
+            log.info("resuming slot", extra={"slot": slot, "confirmed_flush_lsn": existing[0]})
+            return
+        if existing:
+            log.warning("snapshot of slot %s never finished: dropping the slot and snapshotting again", slot)
+            with self._sql.cursor() as drop:
+                drop.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+        cur.execute(f'CREATE_REPLICATION_SLOT "{slot}" LOGICAL pgoutput'
+                    + ("" if wants_snapshot else " NOEXPORT_SNAPSHOT"))
+        _name, consistent_point, snapshot_name, _plugin = cur.fetchone()
+        lsn = pgoutput.str_to_lsn(consistent_point)
+        log.info("created slot", extra={"slot": slot, "consistent_point": consistent_point})
+        if wants_snapshot:
+            self._snapshot(snapshot_name, lsn)
+        self.checkpoints.save("snapshot", {"done": True, "slot": slot, "lsn": consistent_point})
+
+    def _stream(self, cur) -> None:
+        begin: pgoutput.Begin | None = None
+        confirmed = committed = 0      # LSNs: acknowledged to PostgreSQL / end of the last produced transaction
+        pending = 0                    # events produced since the last checkpoint
+        last_commit_time = last_message = time.monotonic()
+        next_heartbeat = last_message + self.config.heartbeat_interval_s
+        ordinal_lsn, ordinal = 0, 0
+        while not self.stop.is_set():
+            msg = cur.read_message()
+            now = time.monotonic()
+            if msg is None:
+                if pending and now - last_commit_time >= self.config.commit_interval_s and begin is None:
+                    confirmed = self._confirm(cur, committed, pending)
+                    pending, last_commit_time = 0, now
+                if now >= next_heartbeat:
+                    confirmed = self._heartbeat(cur, begin is None and pending == 0, committed, confirmed)
+                    next_heartbeat = now + self.config.heartbeat_interval_s
+                timeout = max(0.0, min(next_heartbeat - now, self.config.commit_interval_s))
+                select.select([cur], [], [], timeout)
+                continue
+            last_message = now
+            event = pgoutput.decode(msg.payload)
+            if isinstance(event, pgoutput.Begin):
+                begin = event
+            elif isinstance(event, pgoutput.Commit):
+                begin, committed = None, event.end_lsn
+                if pending >= self.config.max_pending_events or now - last_commit_time >= self.config.commit_interval_s:
+                    confirmed = self._confirm(cur, committed, pending)
+                    pending, last_commit_time = 0, now
+            elif isinstance(event, pgoutput.Relation):
+                known = self.tables.get(event.oid)
+                if known is None or known.relation.columns != event.columns:
+                    self._register(event)
+            elif event is not None:
+                if msg.data_start != ordinal_lsn:
+                    ordinal_lsn, ordinal = msg.data_start, 0
+                pending += self._change(event, begin, msg.data_start, ordinal)
+                ordinal += 1
+                if pending % 1000 == 0:
+                    self.producer.poll()
+            metrics.LAG.labels(self.config.name, "wal_bytes").set(max(0, cur.wal_end - msg.data_start))
+        if pending and begin is None:
+            self._confirm(cur, committed, pending)
+        log.info("stopped", extra={"confirmed_lsn": pgoutput.lsn_to_str(confirmed)})
+
+    def _change(self, event, begin: pgoutput.Begin, lsn: int, ordinal: int) -> int:
+        if isinstance(event, pgoutput.Truncate):
+            names = [f"{self.tables[o].relation.schema}.{self.tables[o].relation.table}" for o in event.relation_oids
+                     if o in self.tables]
+            log.warning("TRUNCATE is not published as events", extra={"tables": names, "lsn": pgoutput.lsn_to_str(lsn)})
+            return 0
+        state = self.tables[event.relation_oid]
+        base = f"pg:{self.database}:{lsn:X}:{ordinal}"
+        common = {"lsn": lsn, "txid": begin.xid if begin else None, "ts_ms": begin.commit_ts_ms if begin else 0,
+                  "snapshot": "false"}
+        if isinstance(event, pgoutput.Insert):
+            self._emit(state, "c", None, self._row(state, event.new), event_id=str(uuid.uuid5(_IDS, base)), **common)
+            return 1
+        if isinstance(event, pgoutput.Delete):
+            self._emit(state, "d", self._row(state, event.old), None, event_id=str(uuid.uuid5(_IDS, base)), **common)
+            return 2 if state.key is not None else 1
+        after = self._row(state, event.new)
+        before = self._row(state, event.old) if event.old is not None else None
+        if before is not None and any(before[state.relation.columns[i].name] != after[state.relation.columns[i].name]
+                                      for i in state.key_index):
+            # The primary key changed: the old row is gone (delete + tombstone), a new row exists.
+            self._emit(state, "d", before, None, event_id=str(uuid.uuid5(_IDS, base + ":d")), **common)
+            self._emit(state, "c", None, after, event_id=str(uuid.uuid5(_IDS, base + ":c")), **common)
+            return 3
+        self._emit(state, "u", None if event.old_is_key_only else before, after,
+                   event_id=str(uuid.uuid5(_IDS, base)), **common)
+        return 1
+
+    def _confirm(self, cur, lsn: int, pending: int) -> int:
+        """Wait for Kafka to acknowledge everything, then let PostgreSQL release the WAL up to ``lsn``."""
+        started = time.perf_counter()
+        self.producer.checkpoint()
+        if lsn:
+            cur.send_feedback(flush_lsn=lsn, force=True)
+        metrics.CHECKPOINTS.labels(self.config.name).inc()
+        metrics.BATCH_SECONDS.labels(self.config.name).observe(time.perf_counter() - started)
+        log.debug("confirmed", extra={"lsn": pgoutput.lsn_to_str(lsn), "events": pending})
+        return lsn
+
+    def _heartbeat(self, cur, idle: bool, committed: int, confirmed: int) -> int:
+        """Keep an idle slot from pinning WAL: with nothing in flight, confirm up to the server's WAL end."""
+        if self.config.heartbeat_query:
+            with self._sql.cursor() as hb:
+                hb.execute(self.config.heartbeat_query)
+        if idle:
+            target = max(committed, cur.wal_end)
+            if target > confirmed:
+                self.producer.checkpoint()
+                cur.send_feedback(flush_lsn=target, force=True)
+                return target
+        return confirmed

@@ -1,0 +1,103 @@
+"""Source positions (cursors, snapshot state, file manifests) kept in a compacted Kafka topic.
+
+Like Kafka Connect's offsets topic: the log the events go to also holds how far each connector
+got, so a connector needs no volume of its own and a restarted pod resumes where the last one
+committed. Keys are ``<connector>/<item>``; values are JSON; a null value forgets an item.
+Writes are synchronous: :meth:`save` returns only after Kafka acknowledged the position.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from settings import Settings
+
+DEFAULT_TOPIC = "_connector_positions"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+class CheckpointStore:
+    def __init__(self, settings: Settings, connector: str, topic: str = DEFAULT_TOPIC) -> None:
+        self.connector = connector
+        self.topic = topic
+        self._kafka = {"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_config}
+        self._producer = Producer({**self._kafka, "enable.idempotence": True, "acks": "all", "linger.ms": 0})
+        self._positions: dict[str, Any] | None = None
+
+    def _ensure_topic(self) -> None:
+        admin = AdminClient(self._kafka)
+        if self.topic in admin.list_topics(timeout=30).topics:
+            return
+        future = admin.create_topics([NewTopic(self.topic, num_partitions=1, replication_factor=-1,
+                                               config={"cleanup.policy": "compact"})])[self.topic]
+        try:
+            future.result(30)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+
+    def load(self) -> dict[str, Any]:
+        """Every item this connector committed (replays the topic once; later calls are cached)."""
+        if self._positions is not None:
+            return self._positions
+        self._ensure_topic()
+        positions: dict[str, Any] = {}
+        prefix = f"{self.connector}/"
+        consumer = Consumer({**self._kafka, "group.id": f"checkpoints-{self.connector}",
+                             "enable.auto.commit": False, "enable.partition.eof": True})
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=30)
+            if high > 0:
+                consumer.assign([TopicPartition(self.topic, 0, 0)])
+                while True:
+                    msg = consumer.poll(30)
+                    if msg is None:
+                        raise CheckpointError(f"timed out reading {self.topic}")
+                    if msg.error():
+                        if msg.error().code() == KafkaError._PARTITION_EOF and msg.offset() >= high:
+                            break
+                        if msg.error().code() != KafkaError._PARTITION_EOF:
+                            raise CheckpointError(f"reading {self.topic}: {msg.error()}")
+                        continue
+                    key = msg.key().decode()
+                    if key.startswith(prefix):
+                        item = key[len(prefix):]
+                        if msg.value() is None:
+                            positions.pop(item, None)
+                        else:
+                            positions[item] = json.loads(msg.value())
+                    if msg.offset() + 1 >= high:
+                        break
+        finally:
+            consumer.close()
+        self._positions = positions
+        return positions
+
+    def get(self, item: str, default: Any = None) -> Any:
+        return self.load().get(item, default)
+
+    def save(self, item: str, value: Any) -> None:
+        """Commit one position; returns after Kafka acknowledged it."""
+        self.save_many({item: value})
+
+    def save_many(self, items: dict[str, Any]) -> None:
+        positions = self.load()
+        errors: list = []
+        for item, value in items.items():
+            self._producer.produce(self.topic, key=f"{self.connector}/{item}",
+                                   value=None if value is None else json.dumps(value, sort_keys=True),
+                                   on_delivery=lambda err, _msg: errors.append(err))
+        if self._producer.flush(30) or len(errors) != len(items) or any(e is not None for e in errors):
+            raise CheckpointError(f"committing positions of {self.connector} to {self.topic} failed: "
+                                  f"{next((e for e in errors if e), 'no acknowledgement within 30s')}")
+        for item, value in items.items():
+            if value is None:
+                positions.pop(item, None)
+            else:
+                positions[item] = value

@@ -1,0 +1,135 @@
+"""The connectors' Kafka producer: idempotent, Avro in the Confluent wire format, with a dead-letter queue.
+
+Sources are acknowledged only after :meth:`EventProducer.checkpoint` returned: it waits until Kafka
+has acknowledged every event produced so far and raises if any was refused, so a position is never
+committed past an event that is not in Kafka.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+
+from confluent_kafka import KafkaError, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from connectors import metrics
+from schemas.serde import AvroSerializer, subject_for
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryFailed(RuntimeError):
+    """Kafka did not acknowledge some events; the source position must not advance."""
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+class EventProducer:
+    def __init__(self, settings: Settings, connector: str, extra_config: dict[str, str] | None = None) -> None:
+        self.connector = connector
+        self._settings = settings
+        self._producer = Producer({
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "client.id": f"connector-{connector}",
+            "enable.idempotence": True,   # no duplicates or reordering from producer retries
+            "acks": "all",
+            "linger.ms": 5,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500_000,
+            **settings.kafka.client_config,
+            **(extra_config or {}),
+        })
+        self.registry = SchemaRegistryClient({"url": settings.registry.url})
+        self._serializers: dict[tuple[str, str], AvroSerializer] = {}
+        self._failures: list[str] = []
+        self._acked: dict[str, int] = {}
+        self._known_topics: set[str] = set()
+
+    # -- serialisation --------------------------------------------------------------------------
+    def serializer(self, topic: str, schema: str | dict, is_key: bool = False) -> AvroSerializer:
+        """The serializer of ``topic``'s value (or key), registering ``schema`` under its subject once."""
+        subject = subject_for(topic, is_key)
+        text = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True)
+        if (subject, text) not in self._serializers:
+            self._serializers[(subject, text)] = AvroSerializer(self.registry, subject, text)
+        return self._serializers[(subject, text)]
+
+    # -- producing ------------------------------------------------------------------------------
+    def ensure_topics(self, topics: Sequence[str], partitions: int = 3, compact: bool = False) -> None:
+        """Create topics that do not exist yet (with their .dlq), so partition counts are chosen, not defaulted."""
+        wanted = [t for t in topics if t not in self._known_topics]
+        wanted += [dlq_topic(t) for t in wanted]
+        if not wanted:
+            return
+        admin = AdminClient({"bootstrap.servers": self._settings.kafka.bootstrap_servers,
+                             **self._settings.kafka.client_config})
+        existing = set(admin.list_topics(timeout=30).topics)
+        new = [NewTopic(t, num_partitions=1 if t.endswith(".dlq") else partitions, replication_factor=-1,
+                        config={"cleanup.policy": "compact,delete"} if compact and not t.endswith(".dlq") else {})
+               for t in wanted if t not in existing]
+        for topic, future in (admin.create_topics(new).items() if new else []):
+            try:
+                future.result(30)
+            except Exception as exc:  # created meanwhile by someone else is fine
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise
+        self._known_topics.update(topics)
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None,
+             headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Queue one record; blocks only while the local queue is full."""
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._delivered)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def poll(self) -> None:
+        """Serve delivery callbacks; call it regularly from the read loop."""
+        self._producer.poll(0)
+
+    def dead_letter(self, topic: str, payload: bytes | str | None, reason: str, position: str,
+                    key: bytes | None = None) -> None:
+        """Send an unusable source record to ``<topic>.dlq`` with why and where, instead of dropping it."""
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8", "replace")
+        self.send(dlq_topic(topic), key, payload, headers=[
+            ("error", reason.encode("utf-8", "replace")[:4000]),
+            ("source.position", position.encode()),
+            ("source.connector", self.connector.encode()),
+            ("original.topic", topic.encode()),
+            ("failed.at.ms", str(int(time.time() * 1000)).encode()),
+        ])
+        metrics.DEAD_LETTERS.labels(self.connector, topic, reason.split(":", 1)[0][:60]).inc()
+        log.warning("dead letter", extra={"topic": topic, "position": position, "reason": reason})
+
+    def _delivered(self, err: KafkaError | None, msg) -> None:
+        if err is not None:
+            self._failures.append(f"{msg.topic()}: {err}")
+            metrics.DELIVERY_ERRORS.labels(self.connector).inc()
+        else:
+            self._acked[msg.topic()] = self._acked.get(msg.topic(), 0) + 1
+
+    def checkpoint(self, timeout: float = 60.0) -> None:
+        """Wait until Kafka acknowledged everything produced so far; raise if anything failed."""
+        remaining = self._producer.flush(timeout)
+        for topic, count in self._acked.items():
+            metrics.EVENTS.labels(self.connector, topic).inc(count)
+        self._acked.clear()
+        if remaining:
+            raise DeliveryFailed(f"{remaining} events still unacknowledged after {timeout:.0f}s "
+                                 f"(is Kafka at {self._settings.kafka.bootstrap_servers} up?)")
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise DeliveryFailed(f"Kafka refused {len(failures)} events, e.g. {failures[0]}")
+
+    def close(self) -> None:
+        self._producer.flush(30)

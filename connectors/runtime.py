@@ -1,0 +1,84 @@
+"""What every connector process shares: its TOML config, JSON logs, and a stop flag set by SIGTERM."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import tomllib
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pythonjsonlogger.json import JsonFormatter
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class ConnectorConfig(BaseModel):
+    """Keys every connector's config file has (endpoints come from the platform settings)."""
+
+    name: str
+    # /metrics port; 0 turns the endpoint off.
+    metrics_port: int = 0
+    # Seconds between source-position commits (each waits for Kafka to acknowledge everything before it).
+    commit_interval_s: float = 1.0
+
+
+def configure_logging(connector: str, level: str = "INFO") -> None:
+    """One JSON object per line on stderr, with the connector's name on every record."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(
+        "{asctime}{levelname}{name}{message}", style="{", rename_fields={"levelname": "level", "asctime": "time"},
+        static_fields={"connector": connector},
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for chatty in ("httpx", "httpx2", "httpcore", "urllib3"):  # one line per registry request otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def load_config(path: Path, model: type[C]) -> C:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SystemExit(f"config file {path} is not valid TOML: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SystemExit(f"config file {path}:\n{exc}") from None
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", type=Path, required=True, help="the connector's TOML config file")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args()
+
+
+class StopFlag:
+    """Set by SIGTERM or SIGINT: the connector finishes its batch, commits and exits."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def install(self) -> "StopFlag":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: self.set(signum))
+        return self
+
+    def set(self, signum: int | None = None) -> None:
+        if signum is not None:
+            logging.getLogger(__name__).info("received %s: stopping after the current batch",
+                                             signal.Signals(signum).name)
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
