@@ -8,10 +8,10 @@ the snapshot restarts it on a new slot.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import select
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import psycopg2
@@ -27,7 +27,12 @@ from connectors.runtime import ConnectorConfig, StopFlag
 from settings import Settings
 
 log = logging.getLogger(__name__)
-_IDS = uuid.NAMESPACE_URL
+
+
+def event_id(position: str) -> str:
+    """A deterministic id from a source position: 128 bits of BLAKE2b, as 32 hex digits."""
+    return hashlib.blake2b(position.encode(), digest_size=16).hexdigest()
+
 SESSION_OPTIONS = "-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3 -c IntervalStyle=iso_8601"
 
 
@@ -62,6 +67,8 @@ class TableState:
     key: object | None                # AvroSerializer of the key, None without a primary key
     parsers: list = field(default_factory=list)
     key_index: list[int] = field(default_factory=list)
+    # Full name of the row record: naming the union branch spares fastavro validating every row.
+    row_type: str = ""
 
 
 class CdcConnector:
@@ -76,6 +83,7 @@ class CdcConnector:
         self.tables: dict[int, TableState] = {}
         self._by_name: dict[tuple[str, str], TableState] = {}
         self._sql: psycopg2.extensions.connection | None = None
+        self._lag = metrics.LAG.labels(config.name, "wal_bytes")
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self, **kwargs) -> psycopg2.extensions.connection:
@@ -120,7 +128,8 @@ class CdcConnector:
         key = self.producer.serializer(topic, key_schema, is_key=True) if key_schema else None
         state = TableState(relation, topic, value, key,
                            parsers=[types.parser(c.type_oid) for c in relation.columns],
-                           key_index=[i for i, c in enumerate(relation.columns) if c.is_key])
+                           key_index=[i for i, c in enumerate(relation.columns) if c.is_key],
+                           row_type=f"{namespace}.Value")
         self.tables[relation.oid] = state
         self._by_name[(relation.schema, relation.table)] = state
         return state
@@ -141,7 +150,9 @@ class CdcConnector:
               txid: int | None, ts_ms: int, snapshot: str, event_id: str) -> None:
         key = self._key(state, after if after is not None else before)
         value = state.value({
-            "before": before, "after": after, "op": op,
+            "before": None if before is None else (state.row_type, before),
+            "after": None if after is None else (state.row_type, after),
+            "op": op,
             "source": {"connector": self.config.name, "db": self.database, "schema": state.relation.schema,
                        "table": state.relation.table, "lsn": lsn, "txId": txid, "ts_ms": ts_ms, "snapshot": snapshot},
             "ts_ms": int(time.time() * 1000), "event_id": event_id, "event_time": ts_ms,
@@ -185,9 +196,9 @@ class CdcConnector:
     def _snapshot_row(self, state: TableState, values, lsn: int, ts_ms: int, marker: str) -> int:
         row = self._row(state, list(values))
         # Same table, same row content => same id, so a snapshot redone after a crash re-sends, not duplicates.
-        event_id = str(uuid.uuid5(_IDS, f"pg:{self.database}:{state.relation.schema}.{state.relation.table}:r:"
-                                         + "\x1f".join("\x00" if v is None else v for v in values)))
-        self._emit(state, "r", None, row, lsn=lsn, txid=None, ts_ms=ts_ms, snapshot=marker, event_id=event_id)
+        position = (f"pg:{self.database}:{state.relation.schema}.{state.relation.table}:r:"
+                    + "\x1f".join("\x00" if v is None else v for v in values))
+        self._emit(state, "r", None, row, lsn=lsn, txid=None, ts_ms=ts_ms, snapshot=marker, event_id=event_id(position))
         return 1
 
     # -- streaming -------------------------------------------------------------------------------
@@ -246,7 +257,8 @@ class CdcConnector:
             msg = cur.read_message()
             now = time.monotonic()
             if msg is None:
-                if pending and now - last_commit_time >= self.config.commit_interval_s and begin is None:
+                # Caught up with the server: confirm now, batching gains nothing while idle.
+                if pending and begin is None:
                     confirmed = self._confirm(cur, committed, pending)
                     pending, last_commit_time = 0, now
                 if now >= next_heartbeat:
@@ -275,7 +287,6 @@ class CdcConnector:
                 ordinal += 1
                 if pending % 1000 == 0:
                     self.producer.poll()
-            metrics.LAG.labels(self.config.name, "wal_bytes").set(max(0, cur.wal_end - msg.data_start))
         if pending and begin is None:
             self._confirm(cur, committed, pending)
         log.info("stopped", extra={"confirmed_lsn": pgoutput.lsn_to_str(confirmed)})
@@ -291,21 +302,21 @@ class CdcConnector:
         common = {"lsn": lsn, "txid": begin.xid if begin else None, "ts_ms": begin.commit_ts_ms if begin else 0,
                   "snapshot": "false"}
         if isinstance(event, pgoutput.Insert):
-            self._emit(state, "c", None, self._row(state, event.new), event_id=str(uuid.uuid5(_IDS, base)), **common)
+            self._emit(state, "c", None, self._row(state, event.new), event_id=event_id(base), **common)
             return 1
         if isinstance(event, pgoutput.Delete):
-            self._emit(state, "d", self._row(state, event.old), None, event_id=str(uuid.uuid5(_IDS, base)), **common)
+            self._emit(state, "d", self._row(state, event.old), None, event_id=event_id(base), **common)
             return 2 if state.key is not None else 1
         after = self._row(state, event.new)
         before = self._row(state, event.old) if event.old is not None else None
         if before is not None and any(before[state.relation.columns[i].name] != after[state.relation.columns[i].name]
                                       for i in state.key_index):
             # The primary key changed: the old row is gone (delete + tombstone), a new row exists.
-            self._emit(state, "d", before, None, event_id=str(uuid.uuid5(_IDS, base + ":d")), **common)
-            self._emit(state, "c", None, after, event_id=str(uuid.uuid5(_IDS, base + ":c")), **common)
+            self._emit(state, "d", before, None, event_id=event_id(base + ":d"), **common)
+            self._emit(state, "c", None, after, event_id=event_id(base + ":c"), **common)
             return 3
         self._emit(state, "u", None if event.old_is_key_only else before, after,
-                   event_id=str(uuid.uuid5(_IDS, base)), **common)
+                   event_id=event_id(base), **common)
         return 1
 
     def _confirm(self, cur, lsn: int, pending: int) -> int:
@@ -314,6 +325,7 @@ class CdcConnector:
         self.producer.checkpoint()
         if lsn:
             cur.send_feedback(flush_lsn=lsn, force=True)
+            self._lag.set(max(0, cur.wal_end - lsn))
         metrics.CHECKPOINTS.labels(self.config.name).inc()
         metrics.BATCH_SECONDS.labels(self.config.name).observe(time.perf_counter() - started)
         log.debug("confirmed", extra={"lsn": pgoutput.lsn_to_str(lsn), "events": pending})

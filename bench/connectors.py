@@ -1,0 +1,145 @@
+"""Events/s of each connector publishing Avro to the local Kafka, against a raw producer in the same run.
+
+    python bench/connectors.py [--events N] [--only cdc,api,files]
+
+For each connector the baseline is a plain confluent-kafka producer (same settings: idempotent,
+acks=all, lz4) sending the very records the connector published, already encoded, to a scratch
+topic: what Kafka and the client cost without the connector's reading, decoding and encoding.
+The ratio connector/raw says how much of the raw rate the connector keeps. Needs `make up`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+
+from settings import get_settings  # noqa: E402
+
+
+def read_raw(topic: str, limit: int) -> list[tuple[bytes | None, bytes | None]]:
+    settings = get_settings()
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": f"bench-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "fetch.max.bytes": 50_000_000})
+    meta = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+    records, idle_since = [], time.monotonic()
+    while len(records) < limit and time.monotonic() - idle_since < 5:
+        batch = consumer.consume(10_000, 1.0)
+        if batch:
+            idle_since = time.monotonic()
+        records += [(m.key(), m.value()) for m in batch if not m.error()]
+    consumer.close()
+    return records
+
+
+def raw_rate(records: list[tuple[bytes | None, bytes | None]]) -> float:
+    """Events/s of a bare idempotent producer sending already-encoded records."""
+    settings = get_settings()
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "enable.idempotence": True,
+                         "acks": "all", "linger.ms": 5, "batch.size": 1_000_000, "compression.type": "lz4",
+                         "queue.buffering.max.messages": 500_000})
+    topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    producer.produce(topic, value=b"warm-up")
+    producer.flush(30)
+    started = time.perf_counter()
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(60)
+    return len(records) / (time.perf_counter() - started)
+
+
+def bench_cdc(events: int) -> tuple[float, list]:
+    import psycopg2
+
+    from connectors.cdc.connector import CdcConfig, CdcConnector
+    from connectors.runtime import StopFlag
+
+    settings = get_settings()
+    tag = uuid.uuid4().hex[:8]
+    table = f"bench_cdc_{tag}"
+    conn = psycopg2.connect(settings.postgres.dsn())
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute(f"""CREATE TABLE {table} (id bigint PRIMARY KEY, status text NOT NULL, amount numeric(12,2),
+                    note text, updated_at timestamptz NOT NULL DEFAULT now())""")
+    config = CdcConfig(name=f"bench-{tag}", tables=[f"public.{table}"], topic_prefix=f"bench.cdc{tag}",
+                       snapshot="never", commit_interval_s=1.0, heartbeat_interval_s=1.0)
+    slot = config.slot_name()
+
+    def run_until(stop: StopFlag, ready) -> threading.Thread:
+        thread = threading.Thread(target=CdcConnector(config, settings, stop).run, daemon=True)
+        thread.start()
+        while not ready():
+            if not thread.is_alive():
+                raise SystemExit("the CDC connector stopped during the benchmark")
+            time.sleep(0.05)
+        return thread
+
+    def confirmed() -> int:
+        cur.execute("SELECT coalesce(confirmed_flush_lsn - '0/0'::pg_lsn, 0) FROM pg_replication_slots "
+                    "WHERE slot_name = %s", (slot,))
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    try:
+        # 1. Create the slot, then stop: the changes below wait in the WAL.
+        stop = StopFlag()
+        thread = run_until(stop, lambda: confirmed() > 0)
+        stop.set()
+        thread.join(30)
+        # 2. The changes: inserts in transactions of 1000 rows.
+        for start in range(0, events, 1000):
+            cur.execute(f"INSERT INTO {table} (id, status, amount, note) SELECT g, 'NEW', g * 0.5, 'bench row ' || g "
+                        f"FROM generate_series(%s, %s) g", (start, min(start + 1000, events) - 1))
+        cur.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+        end = int(cur.fetchone()[0])
+        # 3. Resume and time until PostgreSQL holds the confirmation of the last transaction,
+        #    which the connector sends only after Kafka acknowledged every event before it.
+        stop = StopFlag()
+        started = time.perf_counter()
+        thread = run_until(stop, lambda: confirmed() >= end)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        thread.join(30)
+        return events / elapsed, read_raw(f"{config.topic_prefix}.{table}", events)
+    finally:
+        cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+        cur.execute(f"DROP PUBLICATION IF EXISTS {config.publication_name()}")
+        cur.execute(f"DROP TABLE {table}")
+        conn.close()
+
+
+BENCHES = {"cdc": bench_cdc}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--only", default=",".join(BENCHES))
+    args = parser.parse_args()
+    results = {}
+    for name in args.only.split(","):
+        rate, records = BENCHES[name](args.events)
+        baseline = raw_rate(records)
+        results[name] = {"events": len(records), "connector_events_per_s": round(rate),
+                         "raw_producer_events_per_s": round(baseline), "ratio": round(rate / baseline, 3)}
+        print(f"{name:<6} {rate:>10,.0f} events/s   raw producer {baseline:>10,.0f} events/s   "
+              f"ratio {rate / baseline:.3f}   ({len(records)} events)")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
