@@ -49,8 +49,10 @@ class CheckpointStore:
         self._ensure_topic()
         positions: dict[str, Any] = {}
         prefix = f"{self.connector}/"
+        # read_committed: positions of an aborted transaction (a crashed connector) do not count.
         consumer = Consumer({**self._kafka, "group.id": f"checkpoints-{self.connector}",
-                             "enable.auto.commit": False, "enable.partition.eof": True})
+                             "enable.auto.commit": False, "enable.partition.eof": True,
+                             "isolation.level": "read_committed"})
         try:
             _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=30)
             if high > 0:
@@ -60,11 +62,11 @@ class CheckpointStore:
                     if msg is None:
                         raise CheckpointError(f"timed out reading {self.topic}")
                     if msg.error():
-                        if msg.error().code() == KafkaError._PARTITION_EOF and msg.offset() >= high:
+                        # End of what is readable now (transaction markers hold offsets, so the last
+                        # record's offset + 1 need not reach the high watermark).
+                        if msg.error().code() == KafkaError._PARTITION_EOF:
                             break
-                        if msg.error().code() != KafkaError._PARTITION_EOF:
-                            raise CheckpointError(f"reading {self.topic}: {msg.error()}")
-                        continue
+                        raise CheckpointError(f"reading {self.topic}: {msg.error()}")
                     key = msg.key().decode()
                     if key.startswith(prefix):
                         item = key[len(prefix):]
@@ -72,8 +74,6 @@ class CheckpointStore:
                             positions.pop(item, None)
                         else:
                             positions[item] = json.loads(msg.value())
-                    if msg.offset() + 1 >= high:
-                        break
         finally:
             consumer.close()
         self._positions = positions
@@ -86,18 +86,29 @@ class CheckpointStore:
         """Commit one position; returns after Kafka acknowledged it."""
         self.save_many({item: value})
 
-    def save_many(self, items: dict[str, Any]) -> None:
+    def key(self, item: str) -> bytes:
+        return f"{self.connector}/{item}".encode()
+
+    @staticmethod
+    def encode(value: Any) -> bytes | None:
+        return None if value is None else json.dumps(value, sort_keys=True).encode()
+
+    def remember(self, items: dict[str, Any]) -> None:
+        """Apply positions that were committed elsewhere (in a connector's transaction)."""
         positions = self.load()
-        errors: list = []
-        for item, value in items.items():
-            self._producer.produce(self.topic, key=f"{self.connector}/{item}",
-                                   value=None if value is None else json.dumps(value, sort_keys=True),
-                                   on_delivery=lambda err, _msg: errors.append(err))
-        if self._producer.flush(30) or len(errors) != len(items) or any(e is not None for e in errors):
-            raise CheckpointError(f"committing positions of {self.connector} to {self.topic} failed: "
-                                  f"{next((e for e in errors if e), 'no acknowledgement within 30s')}")
         for item, value in items.items():
             if value is None:
                 positions.pop(item, None)
             else:
                 positions[item] = value
+
+    def save_many(self, items: dict[str, Any]) -> None:
+        self.load()
+        errors: list = []
+        for item, value in items.items():
+            self._producer.produce(self.topic, key=self.key(item), value=self.encode(value),
+                                   on_delivery=lambda err, _msg: errors.append(err))
+        if self._producer.flush(30) or len(errors) != len(items) or any(e is not None for e in errors):
+            raise CheckpointError(f"committing positions of {self.connector} to {self.topic} failed: "
+                                  f"{next((e for e in errors if e), 'no acknowledgement within 30s')}")
+        self.remember(items)

@@ -11,11 +11,12 @@ import logging
 import time
 from collections.abc import Sequence
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from connectors import metrics
+from connectors.checkpoints import CheckpointStore
 from schemas.serde import AvroSerializer, subject_for
 from settings import Settings
 
@@ -31,9 +32,14 @@ def dlq_topic(topic: str) -> str:
 
 
 class EventProducer:
-    def __init__(self, settings: Settings, connector: str, extra_config: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: Settings, connector: str, extra_config: dict[str, str] | None = None,
+                 transactional: bool = False) -> None:
+        """``transactional``: events and source positions are committed together (see :meth:`commit`)."""
         self.connector = connector
         self._settings = settings
+        self.transactional = transactional
+        if transactional:
+            extra_config = {"transactional.id": f"kappa-connector-{connector}", **(extra_config or {})}
         self._producer = Producer({
             "bootstrap.servers": settings.kafka.bootstrap_servers,
             "client.id": f"connector-{connector}",
@@ -51,6 +57,10 @@ class EventProducer:
         self._failures: list[str] = []
         self._acked: dict[str, int] = {}
         self._known_topics: set[str] = set()
+        if transactional:
+            # Fences any older instance with the same id and aborts what it left open.
+            self._producer.init_transactions(60)
+            self._producer.begin_transaction()
 
     # -- serialisation --------------------------------------------------------------------------
     def serializer(self, topic: str, schema: str | dict, is_key: bool = False) -> AvroSerializer:
@@ -131,5 +141,37 @@ class EventProducer:
             failures, self._failures = self._failures, []
             raise DeliveryFailed(f"Kafka refused {len(failures)} events, e.g. {failures[0]}")
 
+    def commit(self, store: "CheckpointStore", positions: dict) -> None:
+        """Make everything produced so far durable together with ``positions`` of ``store``.
+
+        Transactional: the events and the position records commit in one Kafka transaction, so a
+        crash leaves either both or neither for ``read_committed`` readers: exactly once per
+        position, even after SIGKILL. Otherwise: wait for every acknowledgement, then save the
+        positions (at least once; a re-sent event keeps its event_id).
+        """
+        if not self.transactional:
+            self.checkpoint()
+            store.save_many(positions)
+            return
+        for item, value in positions.items():
+            self.send(store.topic, store.key(item), store.encode(value))
+        try:
+            self._producer.commit_transaction(60)
+        except KafkaException as exc:
+            self._producer.abort_transaction(60)
+            raise DeliveryFailed(f"the transaction of {self.connector} was aborted: {exc}") from exc
+        for topic, count in self._acked.items():
+            metrics.EVENTS.labels(self.connector, topic).inc(count)
+        self._acked.clear()
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise DeliveryFailed(f"Kafka refused {len(failures)} events, e.g. {failures[0]}")
+        store.remember(positions)
+        metrics.CHECKPOINTS.labels(self.connector).inc()
+        self._producer.begin_transaction()
+
     def close(self) -> None:
-        self._producer.flush(30)
+        if self.transactional:
+            self._producer.abort_transaction(30)  # whatever was not committed is not published
+        else:
+            self._producer.flush(30)

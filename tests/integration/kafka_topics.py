@@ -3,21 +3,24 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from schemas.serde import AvroDeserializer
 
 
-def read_topic(bootstrap: str, registry_url: str, topic: str, decode: bool = True, timeout: float = 5.0) -> list[dict]:
+def read_topic(bootstrap: str, registry_url: str, topic: str, decode: bool = True, timeout: float = 5.0,
+               committed_only: bool = False) -> list[dict]:
     """Every record of ``topic`` now: partition, offset, key, value (decoded Avro, None for tombstones), headers."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     meta = admin.list_topics(topic, timeout=10).topics.get(topic)
     if meta is None or meta.error is not None:
         return []
     deserialize = AvroDeserializer(SchemaRegistryClient({"url": registry_url})) if decode else None
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests-read-topic", "enable.auto.commit": False})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests-read-topic", "enable.auto.commit": False,
+                         "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+                         "enable.partition.eof": True})
     records = []
     try:
         partitions = []
@@ -30,7 +33,11 @@ def read_topic(bootstrap: str, registry_url: str, topic: str, decode: bool = Tru
         deadline = time.monotonic() + timeout + 0.001 * sum(h for _, _, h in partitions)
         while remaining and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
-            if msg is None or msg.error():
+            if msg is None:
+                continue
+            if msg.error():  # end of partition: with transactions, markers hold the last offsets
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    remaining.pop(msg.partition(), None)
                 continue
             decode_ = (lambda b: deserialize(b) if b is not None else None) if decode else (lambda b: b)
             records.append({"partition": msg.partition(), "offset": msg.offset(), "key": decode_(msg.key()),
