@@ -29,6 +29,7 @@ class CheckpointStore:
         self._kafka = {"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_config}
         self._producer = Producer({**self._kafka, "enable.idempotence": True, "acks": "all", "linger.ms": 0})
         self._positions: dict[str, Any] | None = None
+        self._next_offset = 0
 
     def _ensure_topic(self) -> None:
         admin = AdminClient(self._kafka)
@@ -44,10 +45,17 @@ class CheckpointStore:
 
     def load(self) -> dict[str, Any]:
         """Every item this connector committed (replays the topic once; later calls are cached)."""
-        if self._positions is not None:
-            return self._positions
-        self._ensure_topic()
-        positions: dict[str, Any] = {}
+        if self._positions is None:
+            self._ensure_topic()
+            self._positions = {}
+            self._next_offset = 0
+            self.refresh()
+        return self._positions
+
+    def refresh(self) -> dict[str, Any]:
+        """Read what other writers (another path of the same connector) committed since the last read."""
+        if self._positions is None:
+            return self.load()
         prefix = f"{self.connector}/"
         # read_committed: positions of an aborted transaction (a crashed connector) do not count.
         consumer = Consumer({**self._kafka, "group.id": f"checkpoints-{self.connector}",
@@ -55,29 +63,31 @@ class CheckpointStore:
                              "isolation.level": "read_committed"})
         try:
             _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=30)
-            if high > 0:
-                consumer.assign([TopicPartition(self.topic, 0, 0)])
-                while True:
-                    msg = consumer.poll(30)
-                    if msg is None:
-                        raise CheckpointError(f"timed out reading {self.topic}")
-                    if msg.error():
-                        # End of what is readable now (transaction markers hold offsets, so the last
-                        # record's offset + 1 need not reach the high watermark).
-                        if msg.error().code() == KafkaError._PARTITION_EOF:
-                            break
-                        raise CheckpointError(f"reading {self.topic}: {msg.error()}")
-                    key = msg.key().decode()
-                    if key.startswith(prefix):
-                        item = key[len(prefix):]
-                        if msg.value() is None:
-                            positions.pop(item, None)
-                        else:
-                            positions[item] = json.loads(msg.value())
+            if high <= self._next_offset:
+                return self._positions
+            consumer.assign([TopicPartition(self.topic, 0, self._next_offset)])
+            while True:
+                msg = consumer.poll(30)
+                if msg is None:
+                    raise CheckpointError(f"timed out reading {self.topic}")
+                if msg.error():
+                    # End of what is readable now (transaction markers hold offsets, so the last
+                    # record's offset + 1 need not reach the high watermark).
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        self._next_offset = max(self._next_offset, msg.offset())
+                        break
+                    raise CheckpointError(f"reading {self.topic}: {msg.error()}")
+                self._next_offset = msg.offset() + 1
+                key = msg.key().decode()
+                if key.startswith(prefix):
+                    item = key[len(prefix):]
+                    if msg.value() is None:
+                        self._positions.pop(item, None)
+                    else:
+                        self._positions[item] = json.loads(msg.value())
         finally:
             consumer.close()
-        self._positions = positions
-        return positions
+        return self._positions
 
     def get(self, item: str, default: Any = None) -> Any:
         return self.load().get(item, default)

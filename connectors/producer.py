@@ -33,13 +33,18 @@ def dlq_topic(topic: str) -> str:
 
 class EventProducer:
     def __init__(self, settings: Settings, connector: str, extra_config: dict[str, str] | None = None,
-                 transactional: bool = False) -> None:
-        """``transactional``: events and source positions are committed together (see :meth:`commit`)."""
+                 transactional: bool = False, transactional_id: str | None = None) -> None:
+        """``transactional``: events and source positions are committed together (see :meth:`commit`).
+
+        The transactional id defaults to one per connector, which fences a zombie instance; paths that
+        run concurrently on purpose (Lambda invocations) pass their own.
+        """
         self.connector = connector
         self._settings = settings
         self.transactional = transactional
         if transactional:
-            extra_config = {"transactional.id": f"kappa-connector-{connector}", **(extra_config or {})}
+            extra_config = {"transactional.id": transactional_id or f"kappa-connector-{connector}",
+                            **(extra_config or {})}
         self._producer = Producer({
             "bootstrap.servers": settings.kafka.bootstrap_servers,
             "client.id": f"connector-{connector}",
