@@ -122,7 +122,97 @@ def bench_cdc(events: int) -> tuple[float, list]:
         conn.close()
 
 
-BENCHES = {"cdc": bench_cdc}
+def _serve_pages(pages: dict[str, bytes], port_queue) -> None:
+    """A pre-rendered paginated JSON API in its own process, so serving costs the connector nothing."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
+
+        def do_GET(self):  # noqa: N802
+            token = parse_qs(urlsplit(self.path).query).get("page_token", [""])[0]
+            body = pages[token]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port_queue.put(server.server_address[1])
+    server.serve_forever()
+
+
+def bench_api(events: int) -> tuple[float, list]:
+    import multiprocessing
+
+    from connectors.api.connector import ApiConfig, ApiConnector
+
+    page_size, t0 = 500, 1_764_115_200_000
+    records = [{"order_id": i, "customer_id": i % 97, "status": "PAID", "amount": i * 0.25, "currency": "EUR",
+                "updated_at": t0 + i} for i in range(events)]
+    pages = {}
+    for start in range(0, events, page_size):
+        token = "" if start == 0 else str(start)
+        following = str(start + page_size) if start + page_size < events else None
+        pages[token] = json.dumps({"data": records[start:start + page_size], "next_page_token": following}).encode()
+    ctx = multiprocessing.get_context("spawn")
+    ports = ctx.Queue()
+    server = ctx.Process(target=_serve_pages, args=(pages, ports), daemon=True)
+    server.start()
+    try:
+        port = ports.get(timeout=30)
+        tag = uuid.uuid4().hex[:8]
+        config = ApiConfig(name=f"bench-api-{tag}", url=f"http://127.0.0.1:{port}/orders", topic=f"bench.api{tag}.orders",
+                           contract="shop.api.orders", id_field="order_id", page_size=page_size, rate_limit_per_s=0)
+        connector = ApiConnector(config, get_settings())
+        started = time.perf_counter()
+        published = connector.poll_once()
+        elapsed = time.perf_counter() - started
+        connector.producer.close()
+        assert published == events, f"published {published} of {events}"
+        return events / elapsed, read_raw(config.topic, events)
+    finally:
+        server.terminate()
+
+
+def bench_files(events: int) -> tuple[float, list]:
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from connectors.files.connector import FilesConfig, FilesConnector
+
+    with tempfile.TemporaryDirectory() as folder:
+        half = events // 2
+        with open(Path(folder) / "payments.csv", "w") as f:
+            f.write("payment_id,order_id,amount,currency,method,paid_at\n")
+            for i in range(half):
+                f.write(f"p-{i},{i},{i * 0.5},EUR,card,2026-11-26T10:00:00Z\n")
+        rest = events - half
+        pq.write_table(pa.table({
+            "payment_id": [f"q-{i}" for i in range(rest)], "order_id": pa.array(range(rest), pa.int64()),
+            "amount": [i * 0.5 for i in range(rest)], "currency": ["EUR"] * rest,
+            "paid_at": pa.array([1_764_158_400_000 + i for i in range(rest)], pa.timestamp("ms", tz="UTC")),
+        }), Path(folder) / "payments.parquet")
+        tag = uuid.uuid4().hex[:8]
+        config = FilesConfig(name=f"bench-files-{tag}", topic=f"bench.files{tag}.payments", contract="shop.files.payments",
+                             directory=folder, key_field="payment_id", time_field="paid_at")
+        connector = FilesConnector(config, get_settings())
+        started = time.perf_counter()
+        connector.scan()
+        elapsed = time.perf_counter() - started
+        connector.producer.close()
+        return events / elapsed, read_raw(config.topic, events)
+
+
+BENCHES = {"cdc": bench_cdc, "api": bench_api, "files": bench_files}
 
 
 def main() -> None:

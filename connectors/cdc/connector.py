@@ -8,7 +8,6 @@ the snapshot restarts it on a new slot.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import select
 import time
@@ -23,15 +22,11 @@ from connectors import metrics
 from connectors.cdc import envelope, pgoutput, types
 from connectors.checkpoints import CheckpointStore
 from connectors.producer import EventProducer
+from connectors.records import event_id
 from connectors.runtime import ConnectorConfig, StopFlag
 from settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def event_id(position: str) -> str:
-    """A deterministic id from a source position: 128 bits of BLAKE2b, as 32 hex digits."""
-    return hashlib.blake2b(position.encode(), digest_size=16).hexdigest()
 
 SESSION_OPTIONS = "-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3 -c IntervalStyle=iso_8601"
 
