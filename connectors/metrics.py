@@ -1,6 +1,7 @@
 """Prometheus metrics every connector exports, and its /metrics endpoint."""
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -37,6 +38,8 @@ def serve(connector: str, port: int, host: str = "127.0.0.1") -> None:
         targets_dir = str(service_dir("prometheus") / "targets")
     path = Path(targets_dir)
     if path.is_dir():
-        (path / f"connector-{connector}.json").write_text(json.dumps(
+        target = path / f"connector-{connector}.json"
+        target.write_text(json.dumps(
             [{"targets": [f"{host}:{port}"], "labels": {"job": "connector", "connector": connector}}]))
+        atexit.register(target.unlink, missing_ok=True)  # a stopped connector is not a target
     log.info("metrics on http://%s:%d/metrics", host, port)
