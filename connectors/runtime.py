@@ -60,6 +60,18 @@ def parse_args(description: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def main(description: str, config_model: type[ConnectorConfig], connector_class) -> None:
+    """The whole life of a connector process: config, logs, metrics endpoint, run until SIGTERM."""
+    from connectors import metrics
+    from settings import get_settings
+
+    args = parse_args(description)
+    config = load_config(args.config, config_model)
+    configure_logging(config.name, args.log_level)
+    metrics.serve(config.name, config.metrics_port)
+    connector_class(config, get_settings(), StopFlag().install()).run()
+
+
 class StopFlag:
     """Set by SIGTERM or SIGINT: the connector finishes its batch, commits and exits."""
 
