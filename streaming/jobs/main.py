@@ -1,0 +1,39 @@
+"""The life of a job process: config, logs, metrics, the SparkSession, SIGTERM -> graceful stop."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from pathlib import Path
+
+from prometheus_client import start_http_server
+
+from connectors.runtime import configure_logging
+from settings import get_settings
+from streaming.jobs.runner import JobDefinition, JobRunner, load_config
+from streaming.listener import MetricsListener
+from streaming.session import build_session
+
+
+def main(job: JobDefinition, description: str) -> None:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", type=Path, required=True, help="the job's TOML config")
+    parser.add_argument("--available-now", action="store_true",
+                        help="process what is in the topic now, then stop (tests, catch-up)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    configure_logging(config.name, args.log_level)
+    if config.metrics_port:
+        start_http_server(config.metrics_port, addr="127.0.0.1")
+    spark = build_session(config.name)
+    spark.sparkContext.setLogLevel("WARN")
+    spark.streams.addListener(MetricsListener())
+    runner = JobRunner(job, config, get_settings(), spark)
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    signal.signal(signal.SIGINT, lambda *_: runner.stop())
+    try:
+        runner.run(available_now=args.available_now)
+    finally:
+        logging.getLogger(__name__).info("stopped")
+        spark.stop()

@@ -1,0 +1,248 @@
+"""What every streaming job shares: Kafka -> decode -> dedupe -> (per batch) transform -> DLQ + sinks.
+
+A job module supplies a :class:`JobDefinition` (its serving table and a pure ``transform`` of the
+decoded rows); this module wires the streaming query around it: read with the native Kafka source,
+decode in the JVM, drop duplicate ``event_id`` within a watermark, and in ``foreachBatch`` send
+undecodable or invalid rows to ``<topic>.dlq``, keep the newest change per key and write the batch
+to every sink, idempotently per (query, batch). The per-batch function is :func:`process_batch`,
+which batch replay calls unchanged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+import pyarrow as pa
+from pydantic import BaseModel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from settings import Settings
+from streaming import decode as decoding
+from streaming import migrations, sources
+from streaming.sinks.cassandra import CassandraSink
+from streaming.sinks.clickhouse import ClickHouseSink
+from streaming.sinks.lake import LakeSink
+from streaming.sinks.postgres import PostgresSink
+from streaming.tables import Table
+from streaming.transforms import changes, dedupe
+from streaming.transforms.validate import ERROR
+
+log = logging.getLogger(__name__)
+SINK_ORDER = ("lake", "clickhouse", "cassandra", "postgres")
+
+
+class JobConfig(BaseModel):
+    name: str                                  # the query's name: checkpoint folder, dedup tokens, metrics
+    topic: str
+    namespace: str = "kappa"                   # PostgreSQL schema, ClickHouse database, Cassandra keyspace, lake prefix
+    checkpoint_dir: str = ".stack/checkpoints" # local folder or s3a://bucket/prefix
+    trigger_seconds: float = 1.0
+    max_offsets_per_trigger: int | None = 100_000
+    starting_offsets: str = "earliest"
+    watermark: str = "10 minutes"              # duplicates of an event_id are dropped within this delay
+    sinks: list[str] = list(SINK_ORDER)
+    reference_refresh_s: float = 300.0         # how often reference data (dimensions) is re-read
+    metrics_port: int = 0
+    # Testing aid: "<sink>:<batch>" kills the process with SIGKILL right after that sink wrote that batch.
+    crash_after: str | None = None
+
+    @property
+    def checkpoint(self) -> str:
+        base = self.checkpoint_dir
+        if not base.startswith(("s3a://", "file:/")):
+            base = str(Path(base).resolve())
+        return f"{base.rstrip('/')}/{self.name}"
+
+
+@dataclass
+class BatchContext:
+    """What a job's transform may use besides the batch: settings, config, reference data.
+
+    Reference data (small dimensions) is held in the driver as Arrow tables and turned into a
+    DataFrame of the batch's own session: foreachBatch runs in a cloned session, which cannot see
+    DataFrames or views of the main one.
+    """
+
+    spark: SparkSession
+    settings: Settings
+    config: JobConfig
+    reference: dict[str, pa.Table] = field(default_factory=dict)
+
+    def reference_frame(self, name: str, like: DataFrame) -> DataFrame | None:
+        table = self.reference.get(name)
+        return None if table is None else like.sparkSession.createDataFrame(table)
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    table: Table
+    # decoded rows (the reader schema's fields at top level, plus Kafka's columns) ->
+    # (valid rows with the table's columns + _version + _deleted, invalid rows with _error and value)
+    transform: Callable[[DataFrame, BatchContext], tuple[DataFrame, DataFrame]]
+    # optional extra writes from the valid rows (e.g. features), given the sinks
+    extra: Callable[[DataFrame, int, BatchContext, dict], None] | None = None
+    # reference data loaded on start and every reference_refresh_s: name -> loader (-> DataFrame)
+    reference: dict[str, Callable[[BatchContext], DataFrame]] = field(default_factory=dict)
+    # ordering columns that break _version ties in latest_per_key
+    tie_break: tuple[str, ...] = ("event_id",)
+
+
+def load_config(path: Path) -> JobConfig:
+    return JobConfig.model_validate(tomllib.loads(path.read_text()))
+
+
+def open_sinks(settings: Settings, config: JobConfig) -> dict:
+    makers = {
+        "lake": lambda: LakeSink(settings, config.namespace, config.name),
+        "clickhouse": lambda: ClickHouseSink(settings, config.namespace, config.name),
+        "cassandra": lambda: CassandraSink(settings, config.namespace),
+        "postgres": lambda: PostgresSink(settings, config.namespace),
+    }
+    unknown = set(config.sinks) - set(makers)
+    if unknown:
+        raise ValueError(f"job {config.name}: unknown sinks {sorted(unknown)} (config 'sinks'); known: {SINK_ORDER}")
+    return {name: makers[name]() for name in SINK_ORDER if name in config.sinks}
+
+
+def _dead_letters(rows: DataFrame, topic: str, settings: Settings, reason_column: str) -> None:
+    """Original Kafka records to ``<topic>.dlq`` with the reason and position as headers."""
+    headers = F.array(
+        F.struct(F.lit("error").alias("key"), F.col(reason_column).cast("binary").alias("value")),
+        F.struct(F.lit("source.position").alias("key"),
+                 F.format_string("%s[%d]@%d", "topic", "partition", "offset").cast("binary").alias("value")),
+        F.struct(F.lit("original.topic").alias("key"), F.col("topic").cast("binary").alias("value")),
+    )
+    (rows.select("key", "value", headers.alias("headers"))
+         .write.format("kafka").option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+         .options(**{f"kafka.{k}": v for k, v in settings.kafka.client_config.items()})
+         .option("topic", f"{topic}.dlq").save())
+
+
+def process_batch(batch: DataFrame, batch_id: int, job: JobDefinition, ctx: BatchContext, sinks: dict,
+                  decoder: decoding.Decoder) -> dict[str, int]:
+    """One micro-batch (or replay chunk) of decoded Kafka rows into the DLQ and every sink."""
+    config = ctx.config
+    batch = batch.persist()
+    try:
+        unknown = [r[0] for r in batch.where(F.col(decoding.DECODE_ERROR).startswith("unknown writer schema id"))
+                   .select(decoding.SCHEMA_ID).distinct().collect()]
+        if unknown:
+            raise decoding.UnknownSchemaIds(config.topic, unknown)  # before any write: the batch reruns
+        undecodable = batch.where(F.col(decoding.DECODE_ERROR).isNotNull() & F.col("value").isNotNull())
+        decoded = (batch.where(F.col(decoding.DECODE_ERROR).isNull())
+                        .select("key", "value", "topic", "partition", "offset", "timestamp", f"{decoding.DECODED}.*"))
+        valid, invalid = job.transform(decoded, ctx)
+        if not undecodable.isEmpty():
+            _dead_letters(undecodable, config.topic, ctx.settings, decoding.DECODE_ERROR)
+        if not invalid.isEmpty():
+            _dead_letters(invalid, config.topic, ctx.settings, ERROR)
+        latest = changes.latest_per_key(valid, list(job.table.key), list(job.tie_break))
+        table = latest.select(*job.table.all_columns).toArrow()
+        for name, sink in sinks.items():
+            sink.write(table, batch_id, job.table)
+            _maybe_crash(config, name, batch_id)
+        if job.extra is not None:
+            job.extra(valid, batch_id, ctx, sinks)
+        return {"rows": table.num_rows}
+    finally:
+        batch.unpersist()
+
+
+def _maybe_crash(config: JobConfig, sink: str, batch_id: int) -> None:
+    if config.crash_after and config.crash_after == f"{sink}:{batch_id}":
+        log.warning("crash_after %s: killing the process", config.crash_after)
+        logging.shutdown()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class JobRunner:
+    """Runs one job's streaming query until stopped, restarting it when new writer schemas appear."""
+
+    def __init__(self, job: JobDefinition, config: JobConfig, settings: Settings, spark: SparkSession) -> None:
+        self.job, self.config, self.settings, self.spark = job, config, settings, spark
+        self.registry = SchemaRegistryClient({"url": settings.registry.url})
+        self.ctx = BatchContext(spark, settings, config)
+        self._stop = threading.Event()
+        self._query = None
+        self._reference_loaded = 0.0
+
+    def _refresh_reference(self) -> None:
+        if self.job.reference and time.monotonic() - self._reference_loaded >= self.config.reference_refresh_s:
+            for name, loader in self.job.reference.items():
+                self.ctx.reference[name] = loader(self.ctx).toArrow()
+            self._reference_loaded = time.monotonic()
+
+    def _stream(self, decoder: decoding.Decoder, sinks: dict, available_now: bool):
+        raw = sources.read_stream(self.spark, self.settings, topics=[self.config.topic],
+                                  starting_offsets=self.config.starting_offsets,
+                                  max_offsets_per_trigger=self.config.max_offsets_per_trigger)
+        decoded = decoder.decode(raw)
+        # Duplicates (same event_id) go within the watermark; undecodable rows are never duplicates.
+        keyed = (decoded
+                 .withColumn("_dedupe_id", F.coalesce(F.col(f"{decoding.DECODED}.event_id"),
+                                                      F.format_string("%s/%d/%d", "topic", "partition", "offset")))
+                 .withColumn("_dedupe_time", F.coalesce(F.col(f"{decoding.DECODED}.event_time").cast("timestamp"),
+                                                        F.col("timestamp"))))
+        unique_rows = dedupe.within_watermark(keyed, "_dedupe_id", "_dedupe_time", self.config.watermark)
+
+        def each_batch(batch: DataFrame, batch_id: int) -> None:
+            self._refresh_reference()
+            started = time.perf_counter()
+            result = process_batch(batch.drop("_dedupe_id", "_dedupe_time"), batch_id, self.job, self.ctx, sinks, decoder)
+            log.info("batch %d: %d rows in %.2fs", batch_id, result["rows"], time.perf_counter() - started)
+
+        writer = (unique_rows.writeStream.queryName(self.config.name).foreachBatch(each_batch)
+                  .option("checkpointLocation", self.config.checkpoint))
+        writer = writer.trigger(availableNow=True) if available_now else \
+            writer.trigger(processingTime=f"{self.config.trigger_seconds} seconds")
+        return writer.start()
+
+    def run(self, available_now: bool = False) -> None:
+        """Until SIGTERM/stop() (or, with ``available_now``, until the topic's current end)."""
+        migrations.postgres(self.settings, self.config.namespace)
+        migrations.clickhouse(self.settings, self.config.namespace)
+        migrations.cassandra(self.settings, self.config.namespace)
+        sinks = open_sinks(self.settings, self.config)
+        extra_ids: list[int] = []
+        try:
+            while not self._stop.is_set():
+                decoder = decoding.Decoder.from_registry(self.registry, self.config.topic, extra_ids)
+                self._query = self._stream(decoder, sinks, available_now)
+                try:
+                    while self._query.isActive and not self._stop.is_set():
+                        self._query.awaitTermination(1)
+                    if self._query.exception() is None:
+                        return
+                    raise self._query.exception()
+                except Exception as exc:  # pyspark wraps the foreachBatch error: look for ours in the text
+                    text = str(exc)
+                    if "UnknownSchemaIds" not in text and "not known to the decoder" not in text:
+                        raise
+                    log.info("new writer schema ids in %s: refreshing from the registry", self.config.topic)
+                    extra_ids = _ids_in(text)
+        finally:
+            if self._query is not None and self._query.isActive:
+                self._query.stop()
+            for sink in sinks.values():
+                sink.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._query is not None and self._query.isActive:
+            self._query.stop()
+
+
+def _ids_in(text: str) -> list[int]:
+    import re
+
+    match = re.search(r"writer schema ids \[([\d, ]+)\]", text)
+    return [int(i) for i in match.group(1).split(",")] if match else []

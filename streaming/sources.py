@@ -1,0 +1,42 @@
+"""Reading Kafka with Spark's native source: unbounded for the streaming jobs, bounded for replays."""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+
+from settings import Settings
+
+
+def _kafka_options(settings: Settings) -> dict[str, str]:
+    options = {"kafka.bootstrap.servers": settings.kafka.bootstrap_servers,
+               # Connectors that commit in transactions (api, files) are exactly-once only for these readers.
+               "kafka.isolation.level": "read_committed"}
+    options.update({f"kafka.{k}": v for k, v in settings.kafka.client_config.items()})
+    return options
+
+
+def _subscription(topics: list[str] | None, pattern: str | None) -> dict[str, str]:
+    if bool(topics) == bool(pattern):
+        raise ValueError("give either topics or a topic pattern")
+    return {"subscribe": ",".join(topics)} if topics else {"subscribePattern": pattern}
+
+
+def read_stream(spark: SparkSession, settings: Settings, *, topics: list[str] | None = None,
+                pattern: str | None = None, starting_offsets: str = "earliest",
+                max_offsets_per_trigger: int | None = None) -> DataFrame:
+    reader = (spark.readStream.format("kafka").options(**_kafka_options(settings))
+              .options(**_subscription(topics, pattern))
+              .option("startingOffsets", starting_offsets)
+              .option("failOnDataLoss", "false")
+              .option("includeHeaders", "false"))
+    if max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+    return reader.load()
+
+
+def read_batch(spark: SparkSession, settings: Settings, *, topics: list[str] | None = None,
+               pattern: str | None = None, starting_offsets: str = "earliest",
+               ending_offsets: str = "latest") -> DataFrame:
+    """A bounded read (JSON offsets per partition, or earliest/latest) for batch replay."""
+    return (spark.read.format("kafka").options(**_kafka_options(settings))
+            .options(**_subscription(topics, pattern))
+            .option("startingOffsets", starting_offsets).option("endingOffsets", ending_offsets).load())

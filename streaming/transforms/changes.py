@@ -1,0 +1,30 @@
+"""Changes to rows: CDC envelopes and event streams folded to the latest state per key.
+
+Every sink stores the latest state of each key with a version (the source position), and a
+deleted row as a tombstone (``_deleted``) so that an older change replayed later cannot
+resurrect it. Within a micro-batch only the newest change per key matters.
+"""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+VERSION = "_version"
+DELETED = "_deleted"
+
+
+def from_envelope(df: DataFrame) -> DataFrame:
+    """Debezium-style envelope columns (before, after, op, source, ...) -> the row image's columns,
+    ``_version`` (the change's LSN) and ``_deleted`` (op d); other columns are kept."""
+    envelope = ["before", "after", "op", "source", "ts_ms"]
+    image = F.when(F.col("op") == "d", F.col("before")).otherwise(F.col("after"))
+    kept = [c for c in df.columns if c not in envelope]
+    return df.select(*kept, image.alias("_image"), F.col("source.lsn").alias(VERSION),
+                     (F.col("op") == "d").alias(DELETED)).select(*kept, "_image.*", VERSION, DELETED)
+
+
+def latest_per_key(df: DataFrame, keys: list[str], order: list[str] | None = None) -> DataFrame:
+    """The newest change per key (highest ``_version``, ties broken by ``order`` columns)."""
+    ordering = [F.col(VERSION).desc()] + [F.col(c).desc() for c in (order or [])]
+    window = Window.partitionBy(*keys).orderBy(*ordering)
+    return df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")

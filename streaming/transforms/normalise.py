@@ -1,0 +1,39 @@
+"""Normalisation: one spelling for strings, codes and times across sources."""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType
+
+
+KAFKA_COLUMNS = frozenset({"key", "value", "topic", "partition", "offset", "timestamp", "timestampType"})
+
+
+def trim_strings(df: DataFrame) -> DataFrame:
+    """Trim every top-level string column of the data; empty strings become null."""
+    for field in df.schema.fields:
+        if isinstance(field.dataType, StringType) and not field.name.startswith("_") \
+                and field.name not in KAFKA_COLUMNS:
+            trimmed = F.trim(F.col(field.name))
+            df = df.withColumn(field.name, F.when(trimmed == "", None).otherwise(trimmed))
+    return df
+
+
+def upper_codes(df: DataFrame, *columns: str) -> DataFrame:
+    """Codes (currencies, statuses, countries) in upper case."""
+    for column in columns:
+        df = df.withColumn(column, F.upper(F.col(column)))
+    return df
+
+
+def millis_to_timestamp(df: DataFrame, *columns: str) -> DataFrame:
+    """Epoch milliseconds (Avro timestamp-millis read as long) to UTC timestamps."""
+    for column in columns:
+        df = df.withColumn(column, F.timestamp_millis(F.col(column)))
+    return df
+
+
+def micros_to_timestamp(df: DataFrame, *columns: str) -> DataFrame:
+    for column in columns:
+        df = df.withColumn(column, F.timestamp_micros(F.col(column)))
+    return df
