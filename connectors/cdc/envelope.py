@@ -14,7 +14,9 @@ from connectors.cdc.pgoutput import Relation
 
 
 def _name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+    """A valid Avro name part: letters, digits and _, not starting with a digit."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", text)
+    return f"_{name}" if not name or name[0].isdigit() else name
 
 
 def _column_field(column, comment: str | None, not_null: bool) -> dict:

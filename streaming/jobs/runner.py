@@ -48,7 +48,7 @@ class JobConfig(BaseModel):
     trigger_seconds: float = 1.0
     max_offsets_per_trigger: int | None = 100_000
     starting_offsets: str = "earliest"
-    watermark: str = "10 minutes"              # duplicates of an event_id are dropped within this delay
+    watermark: str = "10 minutes"              # a re-sent event_id arriving within this delay is dropped
     sinks: list[str] = list(SINK_ORDER)
     reference_refresh_s: float = 300.0         # how often reference data (dimensions) is re-read
     metrics_port: int = 0
@@ -145,14 +145,20 @@ def process_batch(batch: DataFrame, batch_id: int, job: JobDefinition, ctx: Batc
             _dead_letters(undecodable, config.topic, ctx.settings, decoding.DECODE_ERROR)
         if not invalid.isEmpty():
             _dead_letters(invalid, config.topic, ctx.settings, ERROR)
-        latest = changes.latest_per_key(valid, list(job.table.key), list(job.tie_break))
-        table = latest.select(*job.table.all_columns).toArrow()
-        for name, sink in sinks.items():
-            sink.write(table, batch_id, job.table)
-            _maybe_crash(config, name, batch_id)
-        if job.extra is not None:
-            job.extra(valid, batch_id, ctx, sinks)
-        return {"rows": table.num_rows}
+        valid = valid.persist()
+        try:
+            # The lake archives every change; the serving stores take the newest per key.
+            every_change = valid.select(*job.table.all_columns).toArrow()
+            latest = (changes.latest_per_key(valid, list(job.table.key), list(job.tie_break))
+                      .select(*job.table.all_columns).toArrow())
+            for name, sink in sinks.items():
+                sink.write(every_change if name == "lake" else latest, batch_id, job.table)
+                _maybe_crash(config, name, batch_id)
+            if job.extra is not None:
+                job.extra(valid, batch_id, ctx, sinks)
+        finally:
+            valid.unpersist()
+        return {"rows": latest.num_rows, "changes": every_change.num_rows}
     finally:
         batch.unpersist()
 
@@ -186,12 +192,14 @@ class JobRunner:
                                   starting_offsets=self.config.starting_offsets,
                                   max_offsets_per_trigger=self.config.max_offsets_per_trigger)
         decoded = decoder.decode(raw)
-        # Duplicates (same event_id) go within the watermark; undecodable rows are never duplicates.
+        # Duplicates (same event_id) are re-sends that arrive close together, so the watermark runs
+        # on arrival time (the Kafka record's timestamp), not event time: events that are old by
+        # event time (backfills, late sources) are never dropped as late. Undecodable rows have
+        # no event_id and are never duplicates.
         keyed = (decoded
                  .withColumn("_dedupe_id", F.coalesce(F.col(f"{decoding.DECODED}.event_id"),
                                                       F.format_string("%s/%d/%d", "topic", "partition", "offset")))
-                 .withColumn("_dedupe_time", F.coalesce(F.col(f"{decoding.DECODED}.event_time").cast("timestamp"),
-                                                        F.col("timestamp"))))
+                 .withColumn("_dedupe_time", F.col("timestamp")))
         unique_rows = dedupe.within_watermark(keyed, "_dedupe_id", "_dedupe_time", self.config.watermark)
 
         def each_batch(batch: DataFrame, batch_id: int) -> None:

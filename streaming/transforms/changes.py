@@ -15,11 +15,15 @@ DELETED = "_deleted"
 
 def from_envelope(df: DataFrame) -> DataFrame:
     """Debezium-style envelope columns (before, after, op, source, ...) -> the row image's columns,
-    ``_version`` (the change's LSN) and ``_deleted`` (op d); other columns are kept."""
+    ``_version`` (2 x LSN, + 1 for a streamed change) and ``_deleted`` (op d); other columns are kept."""
     envelope = ["before", "after", "op", "source", "ts_ms"]
     image = F.when(F.col("op") == "d", F.col("before")).otherwise(F.col("after"))
     kept = [c for c in df.columns if c not in envelope]
-    return df.select(*kept, image.alias("_image"), F.col("source.lsn").alias(VERSION),
+    # The first change streamed after a snapshot can sit exactly at the snapshot's LSN (the slot's
+    # consistent point): at equal LSN a streamed change must beat a snapshot read.
+    streamed = F.when(F.col("source.snapshot") == "false", 1).otherwise(0)
+    version = F.col("source.lsn") * 2 + streamed
+    return df.select(*kept, image.alias("_image"), version.alias(VERSION),
                      (F.col("op") == "d").alias(DELETED)).select(*kept, "_image.*", VERSION, DELETED)
 
 

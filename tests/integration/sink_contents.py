@@ -1,0 +1,83 @@
+"""One serving table read back from all four sinks, as comparable {key: row} maps."""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+import clickhouse_connect
+import psycopg2
+import psycopg2.extras
+import pyarrow.dataset as ds
+
+from streaming.sinks.cassandra import connect
+from streaming.sinks.lake import PARTITIONING, filesystem
+from streaming.tables import Table
+
+
+def _value(value):
+    """Timestamps to UTC at millisecond precision (Cassandra's), floats rounded, the rest as is."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 9)
+    return value
+
+
+def _rows(rows, table: Table, current_only: bool = True) -> dict:
+    out = {}
+    for row in rows:
+        if current_only and row["_deleted"]:
+            continue
+        key = tuple(row[k] for k in table.key)
+        out[key] = {c: _value(row[c]) for c in table.column_names + ["_version"]}
+    return out
+
+
+def postgres(settings, namespace: str, table: Table) -> dict:
+    conn = psycopg2.connect(settings.postgres.dsn())
+    try:
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(f"SELECT * FROM {namespace}.{table.name}")
+            return _rows(cur.fetchall(), table)
+    finally:
+        conn.close()
+
+
+def clickhouse(settings, namespace: str, table: Table) -> dict:
+    ch = settings.clickhouse
+    client = clickhouse_connect.get_client(host=ch.host, port=ch.port, username=ch.username, password=ch.password)
+    result = client.query(f"SELECT * FROM {namespace}.{table.name} FINAL")
+    return _rows([dict(zip(result.column_names, r)) for r in result.result_rows], table)
+
+
+def cassandra(settings, namespace: str, table: Table) -> dict:
+    cluster, session = connect(settings)
+    try:
+        result = session.execute(f"SELECT * FROM {namespace}.{table.name}")
+        return _rows([dict(zip(result.column_names, row)) for row in result], table)
+    finally:
+        cluster.shutdown()
+
+
+def lake_changes(settings, namespace: str, table: Table) -> list[dict]:
+    dataset = ds.dataset(f"{settings.s3.lake_bucket}/{namespace}/{table.name}", filesystem=filesystem(settings),
+                         format="parquet", partitioning=PARTITIONING)
+    return dataset.to_table().to_pylist()
+
+
+def lake(settings, namespace: str, table: Table) -> dict:
+    """The lake keeps every change: the newest version per key is the current row."""
+    latest = {}
+    for row in lake_changes(settings, namespace, table):
+        key = tuple(row[k] for k in table.key)
+        if key not in latest or row["_version"] > latest[key]["_version"]:
+            latest[key] = row
+    return _rows(latest.values(), table)
+
+
+def all_sinks(settings, namespace: str, table: Table) -> dict[str, dict]:
+    return {"postgres": postgres(settings, namespace, table), "clickhouse": clickhouse(settings, namespace, table),
+            "cassandra": cassandra(settings, namespace, table), "lake": lake(settings, namespace, table)}
