@@ -131,6 +131,15 @@ def process_batch(batch: DataFrame, batch_id: int, job: JobDefinition, ctx: Batc
                   decoder: decoding.Decoder) -> dict[str, int]:
     """One micro-batch (or replay chunk) of decoded Kafka rows into the DLQ and every sink."""
     config = ctx.config
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(now - clock, 3)
+        clock = now
+
     batch = batch.persist()
     try:
         unknown = [r[0] for r in batch.where(F.col(decoding.DECODE_ERROR).startswith("unknown writer schema id"))
@@ -140,25 +149,28 @@ def process_batch(batch: DataFrame, batch_id: int, job: JobDefinition, ctx: Batc
         undecodable = batch.where(F.col(decoding.DECODE_ERROR).isNotNull() & F.col("value").isNotNull())
         decoded = (batch.where(F.col(decoding.DECODE_ERROR).isNull())
                         .select("key", "value", "topic", "partition", "offset", "timestamp", f"{decoding.DECODED}.*"))
+        lap("schema_ids")
         valid, invalid = job.transform(decoded, ctx)
-        if not undecodable.isEmpty():
-            _dead_letters(undecodable, config.topic, ctx.settings, decoding.DECODE_ERROR)
-        if not invalid.isEmpty():
-            _dead_letters(invalid, config.topic, ctx.settings, ERROR)
+        rejected = (undecodable.select("key", "value", "topic", "partition", "offset", F.col(decoding.DECODE_ERROR).alias(ERROR))
+                    .unionByName(invalid.select("key", "value", "topic", "partition", "offset", ERROR)))
+        _dead_letters(rejected, config.topic, ctx.settings, ERROR)  # one write; nothing when there is nothing
+        lap("dead_letters")
         valid = valid.persist()
         try:
             # The lake archives every change; the serving stores take the newest per key.
             every_change = valid.select(*job.table.all_columns).toArrow()
-            latest = (changes.latest_per_key(valid, list(job.table.key), list(job.tie_break))
-                      .select(*job.table.all_columns).toArrow())
+            latest = changes.latest_per_key_arrow(every_change, list(job.table.key), list(job.tie_break))
+            lap("transform")
             for name, sink in sinks.items():
                 sink.write(every_change if name == "lake" else latest, batch_id, job.table)
+                lap(name)
                 _maybe_crash(config, name, batch_id)
             if job.extra is not None:
                 job.extra(valid, batch_id, ctx, sinks)
+                lap("extra")
         finally:
             valid.unpersist()
-        return {"rows": latest.num_rows, "changes": every_change.num_rows}
+        return {"rows": latest.num_rows, "changes": every_change.num_rows, "seconds": timings}
     finally:
         batch.unpersist()
 
@@ -206,7 +218,8 @@ class JobRunner:
             self._refresh_reference()
             started = time.perf_counter()
             result = process_batch(batch.drop("_dedupe_id", "_dedupe_time"), batch_id, self.job, self.ctx, sinks, decoder)
-            log.info("batch %d: %d rows in %.2fs", batch_id, result["rows"], time.perf_counter() - started)
+            log.info("batch %d: %d rows in %.2fs %s", batch_id, result["rows"], time.perf_counter() - started,
+                     result["seconds"])
 
         writer = (unique_rows.writeStream.queryName(self.config.name).foreachBatch(each_batch)
                   .option("checkpointLocation", self.config.checkpoint))

@@ -3,13 +3,19 @@
 Cassandra resolves conflicting writes by their timestamps, so writing with the source position
 as the timestamp makes the newest change win whatever the order of arrival, and a replayed batch
 rewrites identical cells: idempotent without a read.
+
+Statements travel in UNLOGGED batches of ``batch_size`` (one request instead of fifty: about ten
+times the rows per second from one Python process). They are not atomic and need not be: every
+statement carries its own timestamp, so a batch retried after a failure changes nothing twice.
+On a large cluster, where batches spanning partitions load the coordinator, use a smaller size.
 """
 from __future__ import annotations
 
 import pyarrow as pa
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.concurrent import execute_concurrent
 from cassandra.policies import DCAwareRoundRobinPolicy
+from cassandra.query import BatchStatement, BatchType
 
 from settings import Settings
 from streaming.tables import Table
@@ -31,9 +37,10 @@ def connect(settings: Settings):
 class CassandraSink:
     name = "cassandra"
 
-    def __init__(self, settings: Settings, namespace: str, concurrency: int = 64) -> None:
+    def __init__(self, settings: Settings, namespace: str, concurrency: int = 16, batch_size: int = 50) -> None:
         self.namespace = namespace
         self.concurrency = concurrency
+        self.batch_size = batch_size
         self._cluster, self._session = connect(settings)
         self._prepared: dict[str, tuple] = {}
 
@@ -51,16 +58,22 @@ class CassandraSink:
 
     def write(self, table: pa.Table, batch_id: int, spec: Table) -> None:
         upsert, delete = self._statements(spec)
-        rows = table.select(spec.all_columns).to_pylist()
-        upserts = [(*(r[c] for c in spec.all_columns), r["_version"]) for r in rows if not r["_deleted"]]
-        deletes = [(r["_version"], *(r[k] for k in spec.key)) for r in rows if r["_deleted"]]
-        for statement, params in ((upsert, upserts), (delete, deletes)):
-            if params:
-                results = execute_concurrent_with_args(self._session, statement, params,
-                                                       concurrency=self.concurrency, raise_on_first_error=True)
-                for ok, result in results:
-                    if not ok:
-                        raise result
+        statements = []
+        for r in table.select(spec.all_columns).to_pylist():
+            if r["_deleted"]:
+                statements.append((delete, (r["_version"], *(r[k] for k in spec.key))))
+            else:
+                statements.append((upsert, (*(r[c] for c in spec.all_columns), r["_version"])))
+        batches = []
+        for start in range(0, len(statements), self.batch_size):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for statement, params in statements[start:start + self.batch_size]:
+                batch.add(statement, params)
+            batches.append((batch, ()))
+        for ok, result in execute_concurrent(self._session, batches, concurrency=self.concurrency,
+                                             raise_on_first_error=True):
+            if not ok:
+                raise result
 
     def close(self) -> None:
         self._cluster.shutdown()

@@ -6,6 +6,7 @@ resurrect it. Within a micro-batch only the newest change per key matters.
 """
 from __future__ import annotations
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -32,3 +33,15 @@ def latest_per_key(df: DataFrame, keys: list[str], order: list[str] | None = Non
     ordering = [F.col(VERSION).desc()] + [F.col(c).desc() for c in (order or [])]
     window = Window.partitionBy(*keys).orderBy(*ordering)
     return df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
+
+
+def latest_per_key_arrow(table: pa.Table, keys: list[str], order: list[str] | None = None) -> pa.Table:
+    """:func:`latest_per_key` for a batch already collected as Arrow (no second Spark job)."""
+    if table.num_rows == 0:
+        return table
+    columns = [*keys, VERSION, *(order or [])]
+    frame = table.select(columns).to_pandas()
+    frame["_row"] = range(len(frame))
+    frame = frame.sort_values(columns, ascending=[True] * len(keys) + [False] * (len(columns) - len(keys)),
+                              kind="stable")
+    return table.take(frame.drop_duplicates(keys, keep="first")["_row"].sort_values().to_numpy())
