@@ -4,6 +4,7 @@ Also derives per-customer hourly order counts and amounts (ClickHouse ``customer
 """
 from __future__ import annotations
 
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -43,11 +44,11 @@ def transform(decoded: DataFrame, ctx: BatchContext) -> tuple[DataFrame, DataFra
     return (enriched.withColumn(VERSION, F.unix_micros("updated_at")).withColumn(DELETED, F.lit(False)), invalid)
 
 
-def hourly_features(valid: DataFrame, batch_id: int, ctx: BatchContext, sinks: dict) -> None:
+def hourly_features(changes: pa.Table, batch_id: int, ctx: BatchContext, sinks: dict) -> None:
     clickhouse = sinks.get("clickhouse")
     if clickhouse is None:
         return
-    totals = features.windowed_totals(valid, "customer_id", "amount", "event_time").toArrow()
+    totals = features.hourly_totals_arrow(changes, "customer_id", "amount", "event_time")
     if totals.num_rows:
         clickhouse.insert(totals, batch_id, "customer_hourly")
 

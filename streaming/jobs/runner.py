@@ -21,6 +21,8 @@ from pathlib import Path
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 import pyarrow as pa
+import pyarrow.compute as pc
+from confluent_kafka import Producer
 from pydantic import BaseModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -88,8 +90,8 @@ class JobDefinition:
     # decoded rows (the reader schema's fields at top level, plus Kafka's columns) ->
     # (valid rows with the table's columns + _version + _deleted, invalid rows with _error and value)
     transform: Callable[[DataFrame, BatchContext], tuple[DataFrame, DataFrame]]
-    # optional extra writes from the valid rows (e.g. features), given the sinks
-    extra: Callable[[DataFrame, int, BatchContext, dict], None] | None = None
+    # optional extra writes from the batch's accepted changes (Arrow, e.g. features), given the sinks
+    extra: Callable[[pa.Table, int, BatchContext, dict], None] | None = None
     # reference data loaded on start and every reference_refresh_s: name -> loader (-> DataFrame)
     reference: dict[str, Callable[[BatchContext], DataFrame]] = field(default_factory=dict)
     # ordering columns that break _version ties in latest_per_key
@@ -113,23 +115,36 @@ def open_sinks(settings: Settings, config: JobConfig) -> dict:
     return {name: makers[name]() for name in SINK_ORDER if name in config.sinks}
 
 
-def _dead_letters(rows: DataFrame, topic: str, settings: Settings, reason_column: str) -> None:
-    """Original Kafka records to ``<topic>.dlq`` with the reason and position as headers."""
-    headers = F.array(
-        F.struct(F.lit("error").alias("key"), F.col(reason_column).cast("binary").alias("value")),
-        F.struct(F.lit("source.position").alias("key"),
-                 F.format_string("%s[%d]@%d", "topic", "partition", "offset").cast("binary").alias("value")),
-        F.struct(F.lit("original.topic").alias("key"), F.col("topic").cast("binary").alias("value")),
-    )
-    (rows.select("key", "value", headers.alias("headers"))
-         .write.format("kafka").option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
-         .options(**{f"kafka.{k}": v for k, v in settings.kafka.client_config.items()})
-         .option("topic", f"{topic}.dlq").save())
+class DeadLetters:
+    """Rejected source records to ``<topic>.dlq``, unchanged, with the reason and position as headers.
+
+    Produced from the driver: rejected rows are few, and this keeps a batch to one Spark job.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                                   "enable.idempotence": True, "acks": "all", **settings.kafka.client_config})
+
+    def send(self, rejected: pa.Table, topic: str) -> int:
+        failures: list = []
+        for row in rejected.to_pylist():
+            self._producer.produce(f"{topic}.dlq", key=row["key"], value=row["value"], headers=[
+                ("error", row[ERROR].encode()),
+                ("source.position", f"{row['topic']}[{row['partition']}]@{row['offset']}".encode()),
+                ("original.topic", row["topic"].encode()),
+            ], on_delivery=lambda err, _msg: err and failures.append(err))
+        if self._producer.flush(60) or failures:
+            raise RuntimeError(f"dead letters of {topic} were not acknowledged: {failures[:1] or 'timeout'}")
+        return rejected.num_rows
 
 
 def process_batch(batch: DataFrame, batch_id: int, job: JobDefinition, ctx: BatchContext, sinks: dict,
-                  decoder: decoding.Decoder) -> dict[str, int]:
-    """One micro-batch (or replay chunk) of decoded Kafka rows into the DLQ and every sink."""
+                  dead_letters: DeadLetters) -> dict:
+    """One micro-batch (or replay chunk) of decoded Kafka rows into the DLQ and every sink.
+
+    One Spark job: accepted rows (the table's columns) and rejected rows (the original record and
+    the reason) are collected together as Arrow; the rest happens in the driver.
+    """
     config = ctx.config
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -140,39 +155,36 @@ def process_batch(batch: DataFrame, batch_id: int, job: JobDefinition, ctx: Batc
         timings[stage] = round(now - clock, 3)
         clock = now
 
-    batch = batch.persist()
-    try:
-        unknown = [r[0] for r in batch.where(F.col(decoding.DECODE_ERROR).startswith("unknown writer schema id"))
-                   .select(decoding.SCHEMA_ID).distinct().collect()]
-        if unknown:
-            raise decoding.UnknownSchemaIds(config.topic, unknown)  # before any write: the batch reruns
-        undecodable = batch.where(F.col(decoding.DECODE_ERROR).isNotNull() & F.col("value").isNotNull())
-        decoded = (batch.where(F.col(decoding.DECODE_ERROR).isNull())
-                        .select("key", "value", "topic", "partition", "offset", "timestamp", f"{decoding.DECODED}.*"))
-        lap("schema_ids")
-        valid, invalid = job.transform(decoded, ctx)
-        rejected = (undecodable.select("key", "value", "topic", "partition", "offset", F.col(decoding.DECODE_ERROR).alias(ERROR))
-                    .unionByName(invalid.select("key", "value", "topic", "partition", "offset", ERROR)))
-        _dead_letters(rejected, config.topic, ctx.settings, ERROR)  # one write; nothing when there is nothing
-        lap("dead_letters")
-        valid = valid.persist()
-        try:
-            # The lake archives every change; the serving stores take the newest per key.
-            every_change = valid.select(*job.table.all_columns).toArrow()
-            latest = changes.latest_per_key_arrow(every_change, list(job.table.key), list(job.tie_break))
-            lap("transform")
-            for name, sink in sinks.items():
-                sink.write(every_change if name == "lake" else latest, batch_id, job.table)
-                lap(name)
-                _maybe_crash(config, name, batch_id)
-            if job.extra is not None:
-                job.extra(valid, batch_id, ctx, sinks)
-                lap("extra")
-        finally:
-            valid.unpersist()
-        return {"rows": latest.num_rows, "changes": every_change.num_rows, "seconds": timings}
-    finally:
-        batch.unpersist()
+    kafka = ["key", "value", "topic", "partition", "offset"]
+    decoded = (batch.where(F.col(decoding.DECODE_ERROR).isNull())
+                    .select(*kafka, "timestamp", f"{decoding.DECODED}.*"))
+    valid, invalid = job.transform(decoded, ctx)
+    undecodable = batch.where(F.col(decoding.DECODE_ERROR).isNotNull() & F.col("value").isNotNull())
+    rejected = (undecodable.select(*kafka, decoding.SCHEMA_ID, F.col(decoding.DECODE_ERROR).alias(ERROR))
+                .unionByName(invalid.select(*kafka, ERROR), allowMissingColumns=True))
+    everything = valid.select(*job.table.all_columns).unionByName(rejected, allowMissingColumns=True).toArrow()
+    lap("spark")
+    accepted = pc.is_null(everything[ERROR])
+    refused = everything.filter(pc.invert(accepted))
+    unknown = sorted({r[decoding.SCHEMA_ID] for r in refused.to_pylist()
+                      if r[ERROR].startswith("unknown writer schema id")})
+    if unknown:
+        raise decoding.UnknownSchemaIds(config.topic, unknown)  # before any write: the batch reruns
+    if refused.num_rows:
+        dead_letters.send(refused, config.topic)
+    # The lake archives every change; the serving stores take the newest per key.
+    every_change = everything.filter(accepted).select(job.table.all_columns)
+    latest = changes.latest_per_key_arrow(every_change, list(job.table.key), list(job.tie_break))
+    lap("driver")
+    for name, sink in sinks.items():
+        sink.write(every_change if name == "lake" else latest, batch_id, job.table)
+        lap(name)
+        _maybe_crash(config, name, batch_id)
+    if job.extra is not None:
+        job.extra(every_change, batch_id, ctx, sinks)
+        lap("extra")
+    return {"rows": latest.num_rows, "changes": every_change.num_rows, "rejected": refused.num_rows,
+            "seconds": timings}
 
 
 def _maybe_crash(config: JobConfig, sink: str, batch_id: int) -> None:
@@ -192,6 +204,7 @@ class JobRunner:
         self._stop = threading.Event()
         self._query = None
         self._reference_loaded = 0.0
+        self.dead_letters = DeadLetters(settings)
 
     def _refresh_reference(self) -> None:
         if self.job.reference and time.monotonic() - self._reference_loaded >= self.config.reference_refresh_s:
@@ -217,7 +230,8 @@ class JobRunner:
         def each_batch(batch: DataFrame, batch_id: int) -> None:
             self._refresh_reference()
             started = time.perf_counter()
-            result = process_batch(batch.drop("_dedupe_id", "_dedupe_time"), batch_id, self.job, self.ctx, sinks, decoder)
+            result = process_batch(batch.drop("_dedupe_id", "_dedupe_time"), batch_id, self.job, self.ctx, sinks,
+                                   self.dead_letters)
             log.info("batch %d: %d rows in %.2fs %s", batch_id, result["rows"], time.perf_counter() - started,
                      result["seconds"])
 
