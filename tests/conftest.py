@@ -88,7 +88,7 @@ def prometheus_url(settings: Settings) -> str:
 
 
 @pytest.fixture(scope="session")
-def spark(settings: Settings, kafka_bootstrap: str) -> Iterator:
+def spark(settings: Settings) -> Iterator:
     """The one SparkSession of the test run (it takes ~10 s to start), with Kafka/Avro/s3a/JDBC jars."""
     from streaming.session import build_session
 
