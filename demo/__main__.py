@@ -1,94 +1,114 @@
-"""``python -m demo``: publish Avro events to Kafka through the registry and decode them with Spark.
+"""``python -m demo``: order events through the orders job into all four stores, on the local stack.
 
-This is the platform's spine as it stands: a contract registered under BACKWARD compatibility,
-events in the Confluent wire format from an idempotent producer, and Spark's Kafka source
-decoding them in the JVM with ``from_avro``. The streaming job replaces the last step as the
-pipeline grows.
+1. Publishes order events (contract ``shop.api.orders``) to Kafka in the Confluent wire format with
+   an idempotent producer, a few of them invalid.
+2. Runs the orders streaming job over what the topic holds (``--available-now``): decode in the
+   JVM, validate, normalise, enrich, dedupe, and write Cassandra, the S3 lake, ClickHouse and
+   PostgreSQL idempotently; invalid events go to ``shop.api.orders.dlq``.
+3. Shows what each store now holds.
+
+Event ids are deterministic: running the demo again re-sends the same changes; the job drops them
+as duplicates within its watermark (10 minutes of arrival time), and even later the serving
+stores do not change (their writes are guarded by version). The lake, an archive of what
+arrived, records such late re-sends again.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
-import uuid
 
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext, StringSerializer
 
+from schemas import contracts
+from schemas.serde import AvroSerializer
 from settings import get_settings
 
-ORDER_SCHEMA = json.dumps({
-    "type": "record", "name": "Order", "namespace": "demo.shop",
-    "doc": "A demo order event.",
-    "fields": [
-        {"name": "event_id", "type": "string", "doc": "Deterministic id of the source change."},
-        {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-millis"},
-         "doc": "When the change happened at the source."},
-        {"name": "order_id", "type": "long", "doc": "Order key; also the Kafka message key."},
-        {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "PAID", "SHIPPED"]},
-         "doc": "Order status after the change."},
-        {"name": "amount", "type": "double", "doc": "Order total in the order's currency."},
-    ],
-})
+TOPIC = "shop.api.orders"
+T0 = 1_795_651_200_000  # 2026-11-26T00:00:00Z
 
 
-def publish(topic: str, count: int) -> None:
+def publish(count: int) -> None:
     settings = get_settings()
     registry = SchemaRegistryClient({"url": settings.registry.url})
-    serialize = AvroSerializer(registry, ORDER_SCHEMA)
-    key = StringSerializer()
+    value = AvroSerializer(registry, f"{TOPIC}-value", contracts.contract(TOPIC).schema)
+    key = AvroSerializer(registry, f"{TOPIC}-key", '"string"')
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "enable.idempotence": True,
                          "acks": "all", "linger.ms": 20, **settings.kafka.client_config})
     failures: list[str] = []
-
-    def delivered(err, msg) -> None:
-        if err is not None:
-            failures.append(f"{msg.topic()}[{msg.partition()}]: {err}")
-
     rng = random.Random(42)
-    now = int(time.time() * 1000)
     for i in range(count):
-        order = {"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"demo/{i}")), "event_time": now + i,
-                 "order_id": i % 200, "status": rng.choice(["NEW", "PAID", "SHIPPED"]),
-                 "amount": round(rng.uniform(5, 500), 2)}
-        ctx = SerializationContext(topic, MessageField.VALUE)
-        producer.produce(topic, key=key(str(order["order_id"])), value=serialize(order, ctx), on_delivery=delivered)
+        order_id = rng.randrange(count // 4 or 1)
+        updated = T0 + i * 1000
+        amount = round(rng.uniform(5, 500), 2) if i % 97 else -1.0  # about 1% break the amount rule
+        event = {"event_id": f"demo-{order_id}-{updated}", "event_time": updated,
+                 "source": {"connector": "demo", "position": str(i), "ts_ms": updated},
+                 "order_id": order_id, "customer_id": order_id % 50,
+                 "status": rng.choice(["NEW", "PAID", "SHIPPED", "CANCELLED"]), "amount": amount,
+                 "currency": rng.choice(["EUR", "usd", " gbp "]), "updated_at": updated}
+        producer.produce(TOPIC, key=key(str(order_id)), value=value(event),
+                         on_delivery=lambda err, msg: err and failures.append(str(err)))
         producer.poll(0)
     producer.flush(60)
     if failures:
         raise SystemExit(f"{len(failures)} events were not acknowledged by Kafka, e.g. {failures[0]}")
-    print(f"published {count} Avro events to {topic} (subject {topic}-value at {settings.registry.url})")
+    print(f"published {count} order events to {TOPIC} (schema subject {TOPIC}-value)")
 
 
-def decode_with_spark(topic: str) -> None:
-    from pyspark.sql import functions as F
-    from pyspark.sql.avro.functions import from_avro
-
+def run_job(namespace: str) -> None:
+    from streaming.jobs import orders
+    from streaming.jobs.runner import JobConfig, JobRunner
     from streaming.session import build_session
 
-    settings = get_settings()
     spark = build_session("demo")
     spark.sparkContext.setLogLevel("WARN")
-    raw = (spark.read.format("kafka").option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
-           .option("subscribe", topic).option("startingOffsets", "earliest").option("endingOffsets", "latest")
-           .load())
-    orders = raw.select(from_avro(F.expr("substring(value, 6, length(value) - 5)"), ORDER_SCHEMA).alias("o")).select("o.*")
-    summary = orders.groupBy("status").agg(F.count("*").alias("events"), F.round(F.sum("amount"), 2).alias("amount"))
-    print(f"decoded by Spark {spark.version} from Kafka with from_avro:")
-    summary.orderBy("status").show()
+    config = JobConfig(name="demo-orders", topic=TOPIC, namespace=namespace)
+    started = time.perf_counter()
+    JobRunner(orders.JOB, config, get_settings(), spark).run(available_now=True)
+    print(f"orders job caught up in {time.perf_counter() - started:.1f}s (checkpoint {config.checkpoint})")
     spark.stop()
+
+
+def show(namespace: str) -> None:
+    import clickhouse_connect
+    import psycopg2
+    import pyarrow.dataset as ds
+
+    from streaming.sinks.cassandra import connect
+    from streaming.sinks.lake import PARTITIONING, filesystem
+
+    settings = get_settings()
+    pg = psycopg2.connect(settings.postgres.dsn())
+    with pg.cursor() as cur:
+        cur.execute(f"SELECT count(*), round(sum(amount)::numeric, 2) FROM {namespace}.orders_current")
+        pg_count, pg_sum = cur.fetchone()
+    pg.close()
+    ch = clickhouse_connect.get_client(host=settings.clickhouse.host, port=settings.clickhouse.port)
+    ch_count, ch_sum = ch.query(f"SELECT count(), round(sum(amount), 2) FROM {namespace}.orders FINAL").result_rows[0]
+    top = ch.query(f"SELECT customer_id, sum(events) AS orders, round(sum(amount), 2) FROM {namespace}.customer_hourly "
+                   "GROUP BY customer_id ORDER BY orders DESC LIMIT 3").result_rows
+    cluster, session = connect(settings)
+    cass_count = session.execute(f"SELECT count(*) FROM {namespace}.orders").one()[0]
+    cluster.shutdown()
+    lake = ds.dataset(f"{settings.s3.lake_bucket}/{namespace}/orders", filesystem=filesystem(settings),
+                      format="parquet", partitioning=PARTITIONING)
+    print(f"PostgreSQL  {namespace}.orders_current: {pg_count} orders, amount {pg_sum}")
+    print(f"ClickHouse  {namespace}.orders FINAL:   {ch_count} orders, amount {ch_sum}")
+    print(f"Cassandra   {namespace}.orders:         {cass_count} orders")
+    print(f"S3 lake     s3://{settings.s3.lake_bucket}/{namespace}/orders: {lake.count_rows()} changes "
+          f"in {len(lake.files)} Parquet objects")
+    print("top customers by orders (ClickHouse customer_hourly):", top)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--topic", default="demo.api.orders")
-    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--namespace", default="kappa")
     args = parser.parse_args()
-    publish(args.topic, args.events)
-    decode_with_spark(args.topic)
+    publish(args.events)
+    run_job(args.namespace)
+    show(args.namespace)
 
 
 if __name__ == "__main__":
