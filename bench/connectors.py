@@ -73,7 +73,7 @@ def bench_cdc(events: int) -> tuple[float, list]:
     conn = psycopg2.connect(settings.postgres.dsn())
     conn.autocommit = True
     cur = conn.cursor()
-    cur.execute(f"""CREATE TABLE {table} (id bigint PRIMARY KEY, status text NOT NULL, amount numeric(12,2),
+    cur.execute(f"""CREATE TABLE public.{table} (id bigint PRIMARY KEY, status text NOT NULL, amount numeric(12,2),
                     note text, updated_at timestamptz NOT NULL DEFAULT now())""")
     config = CdcConfig(name=f"bench-{tag}", tables=[f"public.{table}"], topic_prefix=f"bench.cdc{tag}",
                        snapshot="never", commit_interval_s=1.0, heartbeat_interval_s=1.0)
@@ -102,7 +102,7 @@ def bench_cdc(events: int) -> tuple[float, list]:
         thread.join(30)
         # 2. The changes: inserts in transactions of 1000 rows.
         for start in range(0, events, 1000):
-            cur.execute(f"INSERT INTO {table} (id, status, amount, note) SELECT g, 'NEW', g * 0.5, 'bench row ' || g "
+            cur.execute(f"INSERT INTO public.{table} (id, status, amount, note) SELECT g, 'NEW', g * 0.5, 'bench row ' || g "
                         f"FROM generate_series(%s, %s) g", (start, min(start + 1000, events) - 1))
         cur.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
         end = int(cur.fetchone()[0])
@@ -118,7 +118,7 @@ def bench_cdc(events: int) -> tuple[float, list]:
     finally:
         cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (slot,))
         cur.execute(f"DROP PUBLICATION IF EXISTS {config.publication_name()}")
-        cur.execute(f"DROP TABLE {table}")
+        cur.execute(f"DROP TABLE public.{table}")
         conn.close()
 
 

@@ -104,7 +104,7 @@ def show(namespace: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--namespace", default="kappa")
+    parser.add_argument("--namespace", default="serving")
     args = parser.parse_args()
     publish(args.events)
     run_job(args.namespace)

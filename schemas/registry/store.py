@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -114,9 +115,24 @@ class Store:
 
     # -- start-up ------------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
-        """Create the topic if needed and replay it; the registry serves only after this."""
-        self._ensure_topic(timeout)
-        self._replay(timeout)
+        """Create the topic if needed and replay it; the registry serves only after this.
+
+        Right after a broker starts it answers metadata requests before partition leadership has
+        settled (NOT_LEADER_FOR_PARTITION, coordinator loading): such errors are retried until
+        ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._ensure_topic(timeout)
+                self._versions.clear(), self._schemas_by_id.clear(), self._id_by_canonical.clear(), self._config.clear()
+                self._replay(timeout)
+                break
+            except (KafkaException, StoreUnavailable) as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("registry store not ready yet (%s): retrying", exc)
+                time.sleep(1)
         self._producer = Producer({**self._kafka, "enable.idempotence": True, "acks": "all", "linger.ms": 0})
         log.info("registry state loaded from %s: %d subjects, %d schemas",
                  self.topic, len(self._versions), len(self._schemas_by_id))

@@ -45,7 +45,9 @@ SINK_ORDER = ("lake", "clickhouse", "cassandra", "postgres")
 class JobConfig(BaseModel):
     name: str                                  # the query's name: checkpoint folder, dedup tokens, metrics
     topic: str
-    namespace: str = "kappa"                   # PostgreSQL schema, ClickHouse database, Cassandra keyspace, lake prefix
+    # PostgreSQL schema, ClickHouse database, Cassandra keyspace, lake prefix. Not the name of the
+    # PostgreSQL role: a schema named like the role captures its unqualified tables (search_path).
+    namespace: str = "serving"
     checkpoint_dir: str = ".stack/checkpoints" # local folder or s3a://bucket/prefix
     trigger_seconds: float = 1.0
     max_offsets_per_trigger: int | None = 100_000

@@ -26,21 +26,21 @@ def cdc_table(postgres_settings, unique):
     conn.autocommit = True
     table = f"cdc_orders_{unique}"
     with conn.cursor() as cur:
-        cur.execute(f"""CREATE TABLE {table} (
+        cur.execute(f"""CREATE TABLE public.{table} (
                           id bigint PRIMARY KEY,
                           status text NOT NULL,
                           amount numeric(12, 2),
                           note text,
                           updated_at timestamptz NOT NULL DEFAULT '2026-11-26 00:00:00+00')""")
-        cur.execute(f"COMMENT ON COLUMN {table}.status IS 'Order status'")
-        cur.execute(f"INSERT INTO {table} (id, status, amount) SELECT g, 'NEW', g * 1.5 FROM generate_series(1, 500) g")
+        cur.execute(f"COMMENT ON COLUMN public.{table}.status IS 'Order status'")
+        cur.execute(f"INSERT INTO public.{table} (id, status, amount) SELECT g, 'NEW', g * 1.5 FROM generate_series(1, 500) g")
     yield conn, table
     name = f"it-{unique}"
     with conn.cursor() as cur:
         cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                     "WHERE slot_name = %s AND NOT active", (f"kappa_{name}".replace("-", "_"),))
         cur.execute(f"DROP PUBLICATION IF EXISTS kappa_{name.replace('-', '_')}")
-        cur.execute(f"DROP TABLE {table}")
+        cur.execute(f"DROP TABLE public.{table}")
     conn.close()
 
 
@@ -56,24 +56,24 @@ def workload(dsn: str, table: str, expected: list, done: threading.Event) -> Non
             for step in range(900):
                 kind = rng.choices(["insert", "update", "rekey", "delete"], weights=[4, 4, 1, 2])[0]
                 if kind == "insert" or not live:
-                    cur.execute(f"INSERT INTO {table} (id, status, amount, note) VALUES (%s, 'NEW', %s, %s)",
+                    cur.execute(f"INSERT INTO public.{table} (id, status, amount, note) VALUES (%s, 'NEW', %s, %s)",
                                 (next_id, step, f"n{step}"))
                     expected.append(("c", next_id))
                     live.add(next_id)
                     next_id += 1
                 elif kind == "update":
                     key = rng.choice(sorted(live))
-                    cur.execute(f"UPDATE {table} SET status = 'PAID', note = %s WHERE id = %s", (f"u{step}", key))
+                    cur.execute(f"UPDATE public.{table} SET status = 'PAID', note = %s WHERE id = %s", (f"u{step}", key))
                     expected.append(("u", key))
                 elif kind == "rekey":
                     key = rng.choice(sorted(live))
-                    cur.execute(f"UPDATE {table} SET id = %s WHERE id = %s", (key + 100_000, key))
+                    cur.execute(f"UPDATE public.{table} SET id = %s WHERE id = %s", (key + 100_000, key))
                     expected += [("d", key), ("c", key + 100_000)]
                     live.discard(key)
                     live.add(key + 100_000)
                 else:
                     key = rng.choice(sorted(live))
-                    cur.execute(f"DELETE FROM {table} WHERE id = %s", (key,))
+                    cur.execute(f"DELETE FROM public.{table} WHERE id = %s", (key,))
                     expected.append(("d", key))
                     live.discard(key)
                 time.sleep(0.006)
@@ -143,7 +143,7 @@ def test_snapshot_stream_sigkill_restart_loses_nothing(cdc_table, postgres_setti
         else:
             state[key] = value["after"]
     with conn.cursor() as cur:
-        cur.execute(f"SELECT id, status, amount::text, note FROM {table}")
+        cur.execute(f"SELECT id, status, amount::text, note FROM public.{table}")
         rows = {r[0]: r[1:] for r in cur.fetchall()}
     assert {k: (v["status"], v["amount"], v["note"]) for k, v in state.items()} == rows
     sample = next(v for v in streamed if v["op"] == "c")
@@ -169,15 +169,15 @@ def test_idle_slot_does_not_pin_wal(postgres_settings, kafka_bootstrap, registry
     name = f"hb-{unique}"
     slot = f"kappa_{name}".replace("-", "_")
     with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {captured} (id int PRIMARY KEY)")
-        cur.execute(f"CREATE TABLE {other} (id int PRIMARY KEY, pad text)")
+        cur.execute(f"CREATE TABLE public.{captured} (id int PRIMARY KEY)")
+        cur.execute(f"CREATE TABLE public.{other} (id int PRIMARY KEY, pad text)")
     proc = run_connector("cdc", {"name": name, "tables": [f"public.{captured}"], "topic_prefix": f"it.hb{unique}",
                                  "heartbeat_interval_s": 0.5, "commit_interval_s": 0.3})
     try:
         wait_for(lambda: slot_lsn(conn, slot), 60, "the slot")
         before = slot_lsn(conn, slot)
         with conn.cursor() as cur:
-            cur.execute(f"INSERT INTO {other} SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g")
+            cur.execute(f"INSERT INTO public.{other} SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g")
             cur.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
             written = int(cur.fetchone()[0])
         wait_for(lambda: slot_lsn(conn, slot) >= written, 30, "the idle slot to follow the WAL")
@@ -188,5 +188,5 @@ def test_idle_slot_does_not_pin_wal(postgres_settings, kafka_bootstrap, registry
         with conn.cursor() as cur:
             cur.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
             cur.execute(f"DROP PUBLICATION IF EXISTS {slot}")
-            cur.execute(f"DROP TABLE {captured}, {other}")
+            cur.execute(f"DROP TABLE public.{captured}, public.{other}")
         conn.close()

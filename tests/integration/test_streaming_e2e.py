@@ -49,9 +49,9 @@ def source_table(postgres_settings, unique):
     conn.autocommit = True
     table = f"src_customers_{unique}"
     with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {table} (customer_id bigint PRIMARY KEY, name text, segment text, "
+        cur.execute(f"CREATE TABLE public.{table} (customer_id bigint PRIMARY KEY, name text, segment text, "
                     f"country text, updated_at timestamptz NOT NULL)")
-        cur.execute(f"INSERT INTO {table} VALUES "
+        cur.execute(f"INSERT INTO public.{table} VALUES "
                     "(1, 'Ada', 'gold', 'gb', '2026-11-26 08:00:00.001+00'), (2, 'Bob', 'silver', 'de', '2026-11-26 08:00:00.002+00'),"
                     "(3, 'Cy', 'bronze', 'fr', '2026-11-26 08:00:00.003+00'), (4, 'Di', 'gold', 'nl', '2026-11-26 08:00:00.004+00'),"
                     "(5, 'Ed', 'silver', 'es', '2026-11-26 08:00:00.005+00')")
@@ -61,7 +61,7 @@ def source_table(postgres_settings, unique):
         cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
                     (f"kappa_{name}".replace("-", "_"),))
         cur.execute(f"DROP PUBLICATION IF EXISTS kappa_{name.replace('-', '_')}")
-        cur.execute(f"DROP TABLE {table}")
+        cur.execute(f"DROP TABLE public.{table}")
     conn.close()
 
 
@@ -80,9 +80,9 @@ def test_cdc_and_api_events_reach_all_four_sinks_identically(
     thread.start()
     wait_for(lambda: len(read_topic(kafka_bootstrap, registry_url, cdc_topic)) >= 5, 60, "the snapshot")
     with conn.cursor() as cur:
-        cur.execute(f"UPDATE {table} SET segment = 'gold', updated_at = '2026-11-26 08:30:00.000+00' WHERE customer_id = 2")
-        cur.execute(f"DELETE FROM {table} WHERE customer_id = 5")
-        cur.execute(f"INSERT INTO {table} VALUES (6, 'Flo', 'bronze', 'it', '2026-11-26 08:40:00.000+00')")
+        cur.execute(f"UPDATE public.{table} SET segment = 'gold', updated_at = '2026-11-26 08:30:00.000+00' WHERE customer_id = 2")
+        cur.execute(f"DELETE FROM public.{table} WHERE customer_id = 5")
+        cur.execute(f"INSERT INTO public.{table} VALUES (6, 'Flo', 'bronze', 'it', '2026-11-26 08:40:00.000+00')")
     wait_for(lambda: len(read_topic(kafka_bootstrap, registry_url, cdc_topic)) >= 9, 60, "the changes")  # + tombstone
     stop.set()
     thread.join(30)
