@@ -34,3 +34,8 @@ def connector_jars() -> list[str]:
         )
     shipped = {_artifact(j.name) for j in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
     return [jar for jar in maven_classpath("spark") if _artifact(jar) not in shipped]
+
+
+if __name__ == "__main__":
+    # For spark-submit, whose driver JVM starts before any builder setting: --jars "$(python -m stack.spark)"
+    print(",".join(connector_jars()))

@@ -11,7 +11,6 @@ from prometheus_client import start_http_server
 from connectors.runtime import configure_logging
 from settings import get_settings
 from streaming.jobs.runner import JobDefinition, JobRunner, load_config
-from streaming.listener import MetricsListener
 from streaming.session import build_session
 
 
@@ -28,7 +27,6 @@ def main(job: JobDefinition, description: str) -> None:
         start_http_server(config.metrics_port, addr="127.0.0.1")
     spark = build_session(config.name)
     spark.sparkContext.setLogLevel("WARN")
-    spark.streams.addListener(MetricsListener())
     runner = JobRunner(job, config, get_settings(), spark)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     signal.signal(signal.SIGINT, lambda *_: runner.stop())

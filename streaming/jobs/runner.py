@@ -34,6 +34,7 @@ from streaming.sinks.cassandra import CassandraSink
 from streaming.sinks.clickhouse import ClickHouseSink
 from streaming.sinks.lake import LakeSink
 from streaming.sinks.postgres import PostgresSink
+from streaming.listener import MetricsListener
 from streaming.tables import Table
 from streaming.transforms import changes, dedupe
 from streaming.transforms.validate import ERROR
@@ -196,6 +197,16 @@ def _maybe_crash(config: JobConfig, sink: str, batch_id: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+_listening: set[int] = set()
+
+
+def _export_metrics(spark: SparkSession) -> None:
+    """One MetricsListener per SparkSession: progress of every query -> Prometheus."""
+    if id(spark) not in _listening:
+        spark.streams.addListener(MetricsListener())
+        _listening.add(id(spark))
+
+
 class JobRunner:
     """Runs one job's streaming query until stopped, restarting it when new writer schemas appear."""
 
@@ -207,6 +218,7 @@ class JobRunner:
         self._query = None
         self._reference_loaded = 0.0
         self.dead_letters = DeadLetters(settings)
+        _export_metrics(spark)
 
     def _refresh_reference(self) -> None:
         if self.job.reference and time.monotonic() - self._reference_loaded >= self.config.reference_refresh_s:

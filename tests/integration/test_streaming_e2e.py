@@ -101,8 +101,12 @@ def test_cdc_and_api_events_reach_all_four_sinks_identically(
         cur.execute(f"SELECT count(*) FROM {namespace}.customers_current WHERE customer_id = 5")
         assert cur.fetchone() == (0,)
     pg.close()
-    changes_of_5 = [r for r in sink_contents.lake_changes(settings, namespace, CUSTOMERS) if r["customer_id"] == 5]
+    lake_rows = sink_contents.lake_changes(settings, namespace, CUSTOMERS)
+    changes_of_5 = [r for r in lake_rows if r["customer_id"] == 5]
     assert sorted(r["_deleted"] for r in changes_of_5) == [False, True]
+    # The lake is readable by Spark too (s3a://, Hive-style event_date partitions).
+    from_spark = spark.read.parquet(f"s3a://{settings.s3.lake_bucket}/{namespace}/customers")
+    assert from_spark.count() == len(lake_rows) and "event_date" in from_spark.columns
 
     # --- orders: API events, v1 then an evolved v2, invalid records, a duplicate ---------------
     topic = f"it.{unique}.orders"
@@ -168,6 +172,17 @@ def test_cdc_and_api_events_reach_all_four_sinks_identically(
     assert len(reasons) == 3, reasons
     assert reasons[0].startswith("not Confluent-framed Avro")
     assert "rule failed: amount in 0..1000000" in reasons and "rule failed: currency matches ^[A-Z]{3}$" in reasons
+
+    # The listener exported the queries' progress (batches, rows, offsets behind latest).
+    from prometheus_client import REGISTRY
+    query = f"orders-{unique}"
+    wait_for(lambda: (REGISTRY.get_sample_value("streaming_batches_total", {"query": query}) or 0) >= 2, 30,
+             "the listener's metrics")
+    assert REGISTRY.get_sample_value("streaming_input_rows_total", {"query": query}) >= 28
+    for partition in range(3):
+        behind = REGISTRY.get_sample_value("streaming_kafka_offsets_behind_latest",
+                                           {"query": query, "topic": topic, "partition": str(partition)})
+        assert behind == 0  # caught up
 
     # Hourly features: every accepted order event counted once (the duplicate is dropped).
     ch = clickhouse_connect.get_client(host=settings.clickhouse.host, port=settings.clickhouse.port)
