@@ -8,7 +8,6 @@ registry and restarts the micro-batch (see :class:`UnknownSchemaIds`).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -52,12 +51,6 @@ class Decoder:
         reader = registry.get_latest_version(subject).schema.schema_str
         return cls(subject, reader, writers)
 
-    def spark_type(self, spark) -> object:
-        """The Spark struct type the reader schema decodes to."""
-        probe = spark.createDataFrame([(b"",)], "b binary").select(
-            from_avro(F.col("b"), self.reader_schema, {"mode": "PERMISSIVE"}).alias("x"))
-        return probe.schema["x"].dataType
-
     def decode(self, df: DataFrame) -> DataFrame:
         """Adds ``_schema_id``, ``_decoded`` (the reader struct) and ``_decode_error`` (null when fine)."""
         header_ok = (F.length("value") > 5) & (F.substring("value", 1, 1) == F.lit(b"\x00"))
@@ -81,6 +74,3 @@ class Decoder:
                                               F.col(SCHEMA_ID).cast("string"))
         ))
 
-
-def reader_fields(decoder: Decoder) -> list[str]:
-    return [f["name"] for f in json.loads(decoder.reader_schema)["fields"]]
