@@ -77,7 +77,7 @@ class EventProducer:
         return self._serializers[(subject, text)]
 
     # -- producing ------------------------------------------------------------------------------
-    def ensure_topics(self, topics: Sequence[str], partitions: int = 3, compact: bool = False) -> None:
+    def ensure_topics(self, topics: Sequence[str], partitions: int = 3) -> None:
         """Create topics that do not exist yet (with their .dlq), so partition counts are chosen, not defaulted."""
         wanted = [t for t in topics if t not in self._known_topics]
         wanted += [dlq_topic(t) for t in wanted]
@@ -86,8 +86,7 @@ class EventProducer:
         admin = AdminClient({"bootstrap.servers": self._settings.kafka.bootstrap_servers,
                              **self._settings.kafka.client_config})
         existing = set(admin.list_topics(timeout=30).topics)
-        new = [NewTopic(t, num_partitions=1 if t.endswith(".dlq") else partitions, replication_factor=-1,
-                        config={"cleanup.policy": "compact,delete"} if compact and not t.endswith(".dlq") else {})
+        new = [NewTopic(t, num_partitions=1 if t.endswith(".dlq") else partitions, replication_factor=-1)
                for t in wanted if t not in existing]
         for topic, future in (admin.create_topics(new).items() if new else []):
             try:

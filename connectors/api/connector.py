@@ -100,18 +100,19 @@ class ApiConnector:
             return datetime.fromtimestamp(int(value) / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
         return value
 
-    def _position(self, record: dict) -> tuple:
-        if self.config.cursor == "updated_since":
-            return (self.mapper_time(record), str(record.get(self.config.id_field)))
-        return (record.get(self.config.id_field),)
+    def _time_and_id(self, record: Any) -> tuple[int, str] | None:
+        """(time ms, id) that orders a record for the updated_since cursor; None if unusable (DLQ-bound)."""
+        if self.config.cursor != "updated_since" or not isinstance(record, dict):
+            return None
+        try:
+            return epoch_ms(record[self.config.time_field]), str(record[self.config.id_field])
+        except (KeyError, ValueError, TypeError):
+            return None
 
-    def mapper_time(self, record: dict) -> int:
-        return epoch_ms(record[self.config.time_field])
-
-    def _after_cursor(self, record: dict, cursor: dict) -> bool:
-        if self.config.cursor != "updated_since" or cursor["value"] is None:
+    def _after_cursor(self, ordered: tuple[int, str] | None, cursor: dict) -> bool:
+        if ordered is None or cursor["value"] is None:
             return True
-        return (self.mapper_time(record), str(record.get(self.config.id_field))) > (int(cursor["value"]), cursor["id"] or "")
+        return ordered > (int(cursor["value"]), cursor["id"] or "")
 
     # -- one poll ------------------------------------------------------------------------------------
     def poll_once(self) -> int:
@@ -131,10 +132,10 @@ class ApiConnector:
             page = self.client.get(self.config.url, params)
             records = _path(page, self.config.records_path) or []
             for record in records:
-                if not isinstance(record, dict) or self._after_cursor(record, cursor):
-                    self._publish(record)
-                    if isinstance(record, dict) and self.config.id_field in record:
-                        cursor = self._advance(cursor, record)
+                ordered = self._time_and_id(record)  # parsed once per record
+                if self._after_cursor(ordered, cursor):
+                    self._publish(record, ordered)
+                    cursor = self._advance(cursor, record, ordered)
                     total += 1
             token = _path(page, self.config.next_page_path) if self.config.next_page_path else None
             if self.config.cursor == "page_token" and token is not None:
@@ -145,21 +146,28 @@ class ApiConnector:
                 break
         return total
 
-    def _advance(self, cursor: dict, record: dict) -> dict:
+    def _advance(self, cursor: dict, record: Any, ordered: tuple[int, str] | None) -> dict:
         if self.config.cursor == "updated_since":
-            try:
-                return {"value": self.mapper_time(record), "id": str(record[self.config.id_field])}
-            except (KeyError, ValueError, TypeError):
-                return cursor  # an unusable record goes to the DLQ and does not move the cursor
-        if self.config.cursor == "id":
+            # An unusable record goes to the DLQ and does not move the cursor.
+            return {"value": ordered[0], "id": ordered[1]} if ordered else cursor
+        if self.config.cursor == "id" and isinstance(record, dict) and self.config.id_field in record:
             return {"value": record[self.config.id_field], "id": None}
         return cursor
 
-    def _publish(self, record: Any) -> None:
-        position = json.dumps(self._safe_position(record))
+    def _publish(self, record: Any, ordered: tuple[int, str] | None) -> None:
+        if ordered is not None:
+            position = json.dumps(list(ordered))
+        else:
+            position = json.dumps([record.get(self.config.id_field)] if isinstance(record, dict)
+                                  and self.config.cursor != "updated_since" else [])
         try:
             entity = self.mapper.entity(record)
-            when = self.mapper_time(record) if self.config.time_field in record else int(time.time() * 1000)
+            if ordered is not None:
+                when = ordered[0]
+            elif self.config.time_field in record:
+                when = epoch_ms(record[self.config.time_field])
+            else:
+                when = int(time.time() * 1000)
         except (InvalidRecord, ValueError, TypeError) as exc:
             self.producer.dead_letter(self.config.topic, json.dumps(record, default=str), f"invalid record: {exc}",
                                       f"{self.config.url} {position}")
@@ -174,12 +182,6 @@ class ApiConnector:
         key = None if key_value is None else self.serialize_key(str(key_value))
         self.producer.send(self.config.topic, key, self.serialize(event))
         self._last_event_time.set(when / 1000)
-
-    def _safe_position(self, record: Any) -> list:
-        try:
-            return list(self._position(record))
-        except (KeyError, ValueError, TypeError, AttributeError):
-            return []
 
     def run(self) -> None:
         log.info("polling", extra={"url": self.config.url, "cursor": self._cursor()})

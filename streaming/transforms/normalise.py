@@ -25,15 +25,3 @@ def upper_codes(df: DataFrame, *columns: str) -> DataFrame:
         df = df.withColumn(column, F.upper(F.col(column)))
     return df
 
-
-def millis_to_timestamp(df: DataFrame, *columns: str) -> DataFrame:
-    """Epoch milliseconds (Avro timestamp-millis read as long) to UTC timestamps."""
-    for column in columns:
-        df = df.withColumn(column, F.timestamp_millis(F.col(column)))
-    return df
-
-
-def micros_to_timestamp(df: DataFrame, *columns: str) -> DataFrame:
-    for column in columns:
-        df = df.withColumn(column, F.timestamp_micros(F.col(column)))
-    return df
