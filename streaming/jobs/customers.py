@@ -10,15 +10,15 @@ from pyspark.sql import DataFrame
 from streaming.jobs.runner import BatchContext, JobDefinition
 from streaming.tables import CUSTOMERS
 from streaming.transforms import changes, normalise
-from streaming.transforms.validate import Rule, split
+from streaming.transforms.validate import Rule, check
 
 RULES = [*Rule.required("customer_id", "event_id"), Rule.matches("country", "^[A-Z]{2}$")]
 
 
-def transform(decoded: DataFrame, ctx: BatchContext) -> tuple[DataFrame, DataFrame]:
+def transform(decoded: DataFrame, ctx: BatchContext) -> DataFrame:
     rows = changes.from_envelope(decoded)
     rows = normalise.upper_codes(normalise.trim_strings(rows), "country")
-    return split(rows, RULES)
+    return check(rows, RULES)
 
 
 JOB = JobDefinition(table=CUSTOMERS, transform=transform)

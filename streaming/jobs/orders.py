@@ -12,7 +12,7 @@ from streaming.jobs.runner import BatchContext, JobDefinition
 from streaming.tables import ORDERS
 from streaming.transforms import enrich, features, normalise
 from streaming.transforms.changes import DELETED, VERSION
-from streaming.transforms.validate import Rule, split
+from streaming.transforms.validate import Rule, check
 
 STATUSES = ["NEW", "PAID", "SHIPPED", "CANCELLED"]
 RULES = [
@@ -32,16 +32,16 @@ def load_customers(ctx: BatchContext) -> DataFrame:
             .select("customer_id", "segment", "country"))
 
 
-def transform(decoded: DataFrame, ctx: BatchContext) -> tuple[DataFrame, DataFrame]:
+def transform(decoded: DataFrame, ctx: BatchContext) -> DataFrame:
     df = normalise.upper_codes(normalise.trim_strings(decoded), "currency", "status")
     if "channel" not in df.columns:  # written before the field existed and read with an older reader
         df = df.withColumn("channel", F.lit(None).cast("string"))
-    valid, invalid = split(df, RULES)
-    customers = ctx.reference_frame("customers", valid)
+    checked = check(df, RULES)
+    customers = ctx.reference.get("customers")
     if customers is None:
-        customers = valid.sparkSession.createDataFrame([], "customer_id bigint, segment string, country string")
-    enriched = enrich.with_sql(valid, "enrich_orders.sql", customers=customers)
-    return (enriched.withColumn(VERSION, F.unix_micros("updated_at")).withColumn(DELETED, F.lit(False)), invalid)
+        customers = checked.sparkSession.createDataFrame([], "customer_id bigint, segment string, country string")
+    enriched = enrich.with_sql(checked, "enrich_orders.sql", customers=customers)
+    return enriched.withColumn(VERSION, F.unix_micros("updated_at")).withColumn(DELETED, F.lit(False))
 
 
 def hourly_features(changes: pa.Table, batch_id: int, ctx: BatchContext, sinks: dict) -> None:

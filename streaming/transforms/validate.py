@@ -1,4 +1,8 @@
-"""Validation: rows that break a rule leave the pipeline for the dead-letter queue, naming the rule."""
+"""Validation: rows that break a rule leave the pipeline for the dead-letter queue, naming the rule.
+
+Rules flag rows (``_error``) instead of filtering them, so that a job computes its accepted and
+its rejected rows in one pass over the micro-batch; the runner splits them after collecting.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +48,3 @@ def check(df: DataFrame, rules: list[Rule]) -> DataFrame:
         error = F.when(~passed, F.lit(f"rule failed: {rule.name}")).otherwise(error)
     return df.withColumn(ERROR, error)
 
-
-def split(df: DataFrame, rules: list[Rule]) -> tuple[DataFrame, DataFrame]:
-    """(valid rows without ``_error``, invalid rows with it)."""
-    checked = check(df, rules)
-    return checked.where(F.col(ERROR).isNull()).drop(ERROR), checked.where(F.col(ERROR).isNotNull())

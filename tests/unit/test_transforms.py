@@ -6,7 +6,7 @@ from pyspark.sql import Row
 
 from streaming.listener import offsets_behind
 from streaming.transforms import changes, dedupe, enrich, features, normalise
-from streaming.transforms.validate import Rule, split
+from streaming.transforms.validate import Rule, check
 
 UTC = timezone.utc
 
@@ -16,10 +16,8 @@ def test_validation_names_the_first_broken_rule(spark):
                                "id bigint, amount double, currency string")
     rules = [*Rule.required("id"), Rule.between("amount", 0, 100), Rule.matches("currency", "^[A-Z]{3}$"),
              Rule.one_of("currency", ["EUR", "USD"])]
-    valid, invalid = split(df, rules)
-    assert [r.id for r in valid.collect()] == [1]
-    assert {r.id: r._error for r in invalid.collect()} == {
-        2: "rule failed: amount in 0..100", None: "rule failed: id is required",
+    assert {r.id: r._error for r in check(df, rules).collect()} == {
+        1: None, 2: "rule failed: amount in 0..100", None: "rule failed: id is required",
         4: "rule failed: currency matches ^[A-Z]{3}$"}
 
 
