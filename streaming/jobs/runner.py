@@ -233,7 +233,8 @@ class JobRunner:
     def refresh_reference(self, force: bool = False) -> None:
         """(Re-)cache the job's reference data when ``reference_refresh_s`` has passed.
 
-        Called between micro-batches, so a batch never sees half-refreshed data.
+        Called between micro-batches, so a batch never sees half-refreshed data: each joins with
+        the data of the last refresh before it started.
         """
         if not self.job.reference or (not force and
                                       time.monotonic() - self._reference_loaded < self.config.reference_refresh_s):
