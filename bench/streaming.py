@@ -6,7 +6,7 @@
    job catches up with all four sinks, then again with ClickHouse + lake only. In the same run:
    Spark reading the same records from Kafka (raw read) and clickhouse-connect inserting the same
    rows as Arrow (raw write). Reported: events/s and pipeline / min(raw read, raw write).
-2. Latency: a producer at a fixed R events/s for S seconds while the job runs with a 0.5 s trigger
+2. Latency: a producer process at a fixed R events/s for S seconds while the job runs with a 0.5 s trigger
    (sinks: ClickHouse + lake unless --latency-sinks says otherwise);
    latency = ClickHouse's ``_ingested_at`` - the event's produce time (its event_time), p50 / p95.
 Needs `make up`.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import threading
 import time
@@ -33,10 +34,11 @@ from settings import get_settings  # noqa: E402
 
 
 class OrderProducer:
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, create: bool = True) -> None:
         settings = get_settings()
-        admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})  # alive until the result
-        admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+        if create:
+            admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})  # alive until the result
+            admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
         registry = SchemaRegistryClient({"url": settings.registry.url})
         self.topic = topic
         self.value = AvroSerializer(registry, f"{topic}-value", contracts.contract("shop.api.orders").schema)
@@ -131,6 +133,19 @@ def raw_write(topic: str, events: int) -> float:
     return rows.num_rows / (time.perf_counter() - started)
 
 
+def produce_at_rate(topic: str, rate: int, seconds: int) -> None:
+    """R events/s for S seconds, in tenths of a second (run in its own process, like a connector)."""
+    producer = OrderProducer(topic, create=False)
+    producer.next_id = 1
+    started = time.perf_counter()
+    for tick in range(seconds * 10):
+        producer.send(rate // 10)
+        delay = started + (tick + 1) / 10 - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    producer.flush()
+
+
 def latency(rate: int, seconds: int, sinks: list[str]) -> dict:
     import clickhouse_connect
 
@@ -153,13 +168,12 @@ def latency(rate: int, seconds: int, sinks: list[str]) -> dict:
 
     while visible() < 1:
         time.sleep(0.2)
-    started = time.perf_counter()
-    for tick in range(seconds * 10):  # a fixed rate, in tenths of a second
-        producer.send(rate // 10)
-        delay = started + (tick + 1) / 10 - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-    producer.flush()
+    # A separate process: the producer's Python must not compete with the job's driver for the GIL.
+    feeder = multiprocessing.get_context("spawn").Process(target=produce_at_rate, args=(topic, rate, seconds))
+    feeder.start()
+    feeder.join()
+    if feeder.exitcode != 0:
+        raise RuntimeError(f"the producer process failed (exit code {feeder.exitcode})")
     produced = 1 + rate // 10 * seconds * 10
     deadline = time.monotonic() + 120
     while visible() < produced and time.monotonic() < deadline:
