@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 from pyspark.sql import Row
 
-from streaming.listener import offsets_behind
+from streaming.listener import MetricsListener, offsets_behind
 from streaming.transforms import changes, dedupe, enrich, features, normalise
 from streaming.transforms.validate import Rule, check
 
@@ -79,3 +79,17 @@ def test_hourly_features_in_spark_and_in_arrow_agree(spark):
 def test_offsets_behind_latest():
     assert offsets_behind('{"t": {"0": 5, "1": 7}}', '{"t": {"0": 9, "1": 7}}') == {("t", "0"): 4, ("t", "1"): 0}
     assert offsets_behind(None, {"t": {"0": 3}}) == {("t", "0"): 3}
+
+
+def test_listener_records_a_progress_document_with_undefined_rates():
+    from prometheus_client import REGISTRY
+
+    # The first batch of a query has no input rate: Spark leaves the field out of the JSON.
+    MetricsListener().record({"id": "q-id", "name": "unit-q", "batchId": 0, "batchDuration": 1500,
+                              "numInputRows": 12, "processedRowsPerSecond": 8.0,
+                              "sources": [{"endOffset": {"t": {"0": 10}}, "latestOffset": {"t": {"0": 15}}}]})
+    sample = lambda name, **labels: REGISTRY.get_sample_value(name, {"query": "unit-q", **labels})  # noqa: E731
+    assert sample("streaming_batch_duration_seconds") == 1.5
+    assert sample("streaming_input_rows_per_second") == 0.0
+    assert sample("streaming_input_rows_total") == 12
+    assert sample("streaming_kafka_offsets_behind_latest", topic="t", partition="0") == 5
