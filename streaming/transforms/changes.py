@@ -7,6 +7,7 @@ resurrect it. Within a micro-batch only the newest change per key matters.
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -36,12 +37,22 @@ def latest_per_key(df: DataFrame, keys: list[str], order: list[str] | None = Non
 
 
 def latest_per_key_arrow(table: pa.Table, keys: list[str], order: list[str] | None = None) -> pa.Table:
-    """:func:`latest_per_key` for a batch already collected as Arrow (no second Spark job)."""
-    if table.num_rows == 0:
+    """:func:`latest_per_key` for a batch already collected as Arrow (no second Spark job).
+
+    Rows keep their order. A batch where every key occurs once (the common case) is returned as is.
+    """
+    if table.num_rows == 0 or table.group_by(keys).aggregate([]).num_rows == table.num_rows:
         return table
-    columns = [*keys, VERSION, *(order or [])]
-    frame = table.select(columns).to_pandas()
-    frame["_row"] = range(len(frame))
-    frame = frame.sort_values(columns, ascending=[True] * len(keys) + [False] * (len(columns) - len(keys)),
-                              kind="stable")
-    return table.take(frame.drop_duplicates(keys, keep="first")["_row"].sort_values().to_numpy())
+    ordering = [(k, "ascending") for k in keys] + [(c, "descending") for c in [VERSION, *(order or [])]]
+    by_key = pc.sort_indices(table.select([k for k, _ in ordering]), sort_keys=ordering)
+    sorted_keys = table.select(keys).take(by_key)
+    # The first row of each run of equal keys is that key's newest change.
+    starts = pa.array([True])
+    later = None
+    for key in keys:
+        column = sorted_keys[key]
+        differs = pc.not_equal(column.slice(1), column.slice(0, len(column) - 1))
+        later = differs if later is None else pc.or_(later, differs)
+    first = pa.concat_arrays([starts, pa.concat_arrays(later.chunks) if isinstance(later, pa.ChunkedArray) else later])
+    newest = pc.filter(by_key, first)
+    return table.take(pc.take(newest, pc.array_sort_indices(newest)))

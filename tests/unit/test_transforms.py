@@ -93,3 +93,26 @@ def test_listener_records_a_progress_document_with_undefined_rates():
     assert sample("streaming_input_rows_per_second") == 0.0
     assert sample("streaming_input_rows_total") == 12
     assert sample("streaming_kafka_offsets_behind_latest", topic="t", partition="0") == 5
+
+
+def test_arrow_fold_keeps_the_newest_change_per_key_in_arrival_order():
+    import random
+
+    rng = random.Random(3)
+    for trial in range(200):
+        n = rng.randrange(1, 40)
+        rows = [{"a": rng.randrange(4), "b": rng.choice("xyz"), "_version": rng.randrange(5),
+                 "event_id": f"e{rng.randrange(100)}", "n": i} for i in range(n)]
+        table = pa.Table.from_pylist(rows)
+        if trial % 2:  # several chunks, as a collected batch has
+            table = pa.concat_tables([table.slice(0, n // 2), table.slice(n // 2)])
+        for keys in (["a"], ["a", "b"]):
+            newest = {}
+            for row in rows:
+                key = tuple(row[k] for k in keys)
+                if key not in newest or (row["_version"], row["event_id"]) > (newest[key]["_version"], newest[key]["event_id"]):
+                    newest[key] = row
+            got = changes.latest_per_key_arrow(table, keys, ["event_id"]).to_pylist()
+            assert [r["n"] for r in got] == sorted(r["n"] for r in got)  # arrival order kept
+            rank = lambda r: (tuple(r[k] for k in keys), r["_version"], r["event_id"])  # noqa: E731
+            assert sorted(map(rank, got)) == sorted(map(rank, newest.values())), (trial, keys)
