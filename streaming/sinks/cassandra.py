@@ -58,12 +58,18 @@ class CassandraSink:
 
     def write(self, table: pa.Table, batch_id: int, spec: Table) -> None:
         upsert, delete = self._statements(spec)
+        columns = spec.all_columns
+        # Column by column into Python values, timestamps as integer milliseconds (Cassandra's
+        # precision, which the driver takes without building datetime objects).
+        values = [_as_python(table[c]) for c in columns]
+        version, deleted = columns.index("_version"), columns.index("_deleted")
+        keys = [columns.index(k) for k in spec.key]
         statements = []
-        for r in table.select(spec.all_columns).to_pylist():
-            if r["_deleted"]:
-                statements.append((delete, (r["_version"], *(r[k] for k in spec.key))))
+        for row in zip(*values):
+            if row[deleted]:
+                statements.append((delete, (row[version], *(row[i] for i in keys))))
             else:
-                statements.append((upsert, (*(r[c] for c in spec.all_columns), r["_version"])))
+                statements.append((upsert, (*row, row[version])))
         batches = []
         for start in range(0, len(statements), self.batch_size):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
@@ -77,3 +83,9 @@ class CassandraSink:
 
     def close(self) -> None:
         self._cluster.shutdown()
+
+
+def _as_python(column: pa.ChunkedArray) -> list:
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.timestamp("ms", column.type.tz), safe=False).cast(pa.int64())
+    return column.to_pylist()
