@@ -3,7 +3,8 @@
     python bench/streaming.py [--events N] [--rate R] [--seconds S]
 
 1. Throughput: N order events (each a new key, so every sink writes every row) wait in Kafka; the
-   job catches up with all four sinks, then again with ClickHouse + lake only. In the same run:
+   job catches up with all four sinks, then again with ClickHouse + lake only (events / wall time
+   from the job's start, its start-up included; the JVM is warm by then). In the same run:
    Spark reading the same records from Kafka (raw read) and clickhouse-connect inserting the same
    rows as Arrow (raw write). Reported: events/s and pipeline / min(raw read, raw write).
 2. Latency: a producer process at a fixed R events/s for S seconds while the job runs with a 0.5 s trigger
@@ -189,7 +190,7 @@ def latency(rate: int, seconds: int, sinks: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--latency-sinks", default="lake,clickhouse",
@@ -227,4 +228,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:  # before the interpreter exits, or the JVM's listener calls back into a dead one
+        from pyspark.sql import SparkSession
+
+        if SparkSession.getActiveSession() is not None:
+            SparkSession.getActiveSession().stop()
