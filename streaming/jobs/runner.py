@@ -142,7 +142,8 @@ class DeadLetters:
         return rejected.num_rows
 
 
-KAFKA_COLUMNS = ["key", "value", "topic", "partition", "offset"]
+# The Kafka record a rejected row goes to the DLQ as, with its position.
+RECORD_COLUMNS = ["key", "value", "topic", "partition", "offset"]
 
 
 def prepare(decoded: DataFrame, job: JobDefinition, ctx: BatchContext) -> DataFrame:
@@ -150,11 +151,11 @@ def prepare(decoded: DataFrame, job: JobDefinition, ctx: BatchContext) -> DataFr
     columns and ``_error`` (undecodable, or the rule the row broke); a rejected row also keeps its
     original record for the DLQ. Pure, and the same for a stream and for a bounded replay."""
     records = decoded.where(F.col("value").isNotNull())  # a Kafka tombstone carries nothing to decode or reject
-    rows = records.select(*KAFKA_COLUMNS, "timestamp", decoding.SCHEMA_ID, decoding.DECODE_ERROR,
+    rows = records.select(*RECORD_COLUMNS, "timestamp", decoding.SCHEMA_ID, decoding.DECODE_ERROR,
                           f"{decoding.DECODED}.*")
     checked = job.transform(rows, ctx)
     error = F.coalesce(F.col(decoding.DECODE_ERROR), F.col(ERROR))
-    original = [F.when(error.isNotNull(), F.col(c)).alias(c) for c in [*KAFKA_COLUMNS, decoding.SCHEMA_ID]]
+    original = [F.when(error.isNotNull(), F.col(c)).alias(c) for c in [*RECORD_COLUMNS, decoding.SCHEMA_ID]]
     return checked.select(*job.table.all_columns, *original, error.alias(ERROR))
 
 
