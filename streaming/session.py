@@ -44,12 +44,11 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
                 "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
         .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
         # Without Hadoop's native library, every checkpoint file that the default FileContext
-        # manager writes forks `chmod` and `readlink`, and local files get a .crc twin (another
-        # chmod): tens of milliseconds per micro-batch. The FileSystem-based manager renames in
-        # Java, and the raw local file system skips the checksum files.
+        # manager writes forks `chmod` and `readlink`: tens of milliseconds per micro-batch. The
+        # FileSystem-based manager renames in Java. (Replacing the local file system with the raw
+        # one would also drop the .crc twins, but S3A needs the checksummed one for its buffers.)
         .config("spark.sql.streaming.checkpointFileManagerClass",
                 "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager")
-        .config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
         .config("spark.sql.session.timeZone", "UTC")
         # Stopping a query while a Python foreachBatch runs overflows the default stack.
         .config("spark.driver.extraJavaOptions", "-Xss16m")
