@@ -46,13 +46,11 @@ def latest_per_key_arrow(table: pa.Table, keys: list[str], order: list[str] | No
     ordering = [(k, "ascending") for k in keys] + [(c, "descending") for c in [VERSION, *(order or [])]]
     by_key = pc.sort_indices(table.select([k for k, _ in ordering]), sort_keys=ordering)
     sorted_keys = table.select(keys).take(by_key)
-    # The first row of each run of equal keys is that key's newest change.
-    starts = pa.array([True])
-    later = None
+    # The first row of each run of equal keys (keys are never null) is that key's newest change.
+    boundary = None
     for key in keys:
-        column = sorted_keys[key]
-        differs = pc.not_equal(column.slice(1), column.slice(0, len(column) - 1))
-        later = differs if later is None else pc.or_(later, differs)
-    first = pa.concat_arrays([starts, pa.concat_arrays(later.chunks) if isinstance(later, pa.ChunkedArray) else later])
-    newest = pc.filter(by_key, first)
+        column = sorted_keys[key].combine_chunks()
+        differs = pc.not_equal(column[1:], column[:-1])
+        boundary = differs if boundary is None else pc.or_(boundary, differs)
+    newest = pc.filter(by_key, pa.concat_arrays([pa.array([True]), boundary]))
     return table.take(pc.take(newest, pc.array_sort_indices(newest)))
