@@ -24,6 +24,19 @@ def statements(text: str, namespace: str) -> list[str]:
     return [s.strip() for s in body.format(namespace=namespace).split(";") if s.strip()]
 
 
+def _apply(store: str, namespace: str, done: set[str], execute, record) -> list[str]:
+    """Run each migration of ``store`` not in ``done``, statement by statement, recording each."""
+    applied_now = []
+    for version, text in _files(store):
+        if version in done:
+            continue
+        for statement in statements(text, namespace):
+            execute(statement)
+        record(version)
+        applied_now.append(version)
+    return applied_now
+
+
 def _check(namespace: str) -> None:
     if not _NAME.match(namespace):
         raise ValueError(f"namespace {namespace!r} must be a lower-case SQL identifier")
@@ -33,7 +46,6 @@ def postgres(settings: Settings, namespace: str) -> list[str]:
     import psycopg2
 
     _check(namespace)
-    applied_now = []
     conn = psycopg2.connect(settings.postgres.dsn())
     try:
         with conn, conn.cursor() as cur:
@@ -43,16 +55,10 @@ def postgres(settings: Settings, namespace: str) -> list[str]:
                         "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
             cur.execute(f"SELECT version FROM {namespace}.schema_migrations")
             done = {r[0] for r in cur.fetchall()}
-            for version, text in _files("postgres"):
-                if version in done:
-                    continue
-                for statement in statements(text, namespace):
-                    cur.execute(statement)
-                cur.execute(f"INSERT INTO {namespace}.schema_migrations (version) VALUES (%s)", (version,))
-                applied_now.append(version)
+            return _apply("postgres", namespace, done, cur.execute, lambda version: cur.execute(
+                f"INSERT INTO {namespace}.schema_migrations (version) VALUES (%s)", (version,)))
     finally:
         conn.close()
-    return applied_now
 
 
 def clickhouse(settings: Settings, namespace: str) -> list[str]:
@@ -66,15 +72,8 @@ def clickhouse(settings: Settings, namespace: str) -> list[str]:
     client.command(f"CREATE TABLE IF NOT EXISTS {namespace}.schema_migrations (version String, "
                    "applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version")
     done = {r[0] for r in client.query(f"SELECT version FROM {namespace}.schema_migrations FINAL").result_rows}
-    applied_now = []
-    for version, text in _files("clickhouse"):
-        if version in done:
-            continue
-        for statement in statements(text, namespace):
-            client.command(statement)
-        client.insert(f"{namespace}.schema_migrations", [[version]], column_names=["version"])
-        applied_now.append(version)
-    return applied_now
+    return _apply("clickhouse", namespace, done, client.command, lambda version: client.insert(
+        f"{namespace}.schema_migrations", [[version]], column_names=["version"]))
 
 
 def cassandra(settings: Settings, namespace: str, replication: str | None = None) -> list[str]:
@@ -88,16 +87,9 @@ def cassandra(settings: Settings, namespace: str, replication: str | None = None
         session.execute(f"CREATE TABLE IF NOT EXISTS {namespace}.schema_migrations "
                         "(version text PRIMARY KEY, applied_at timestamp)")
         done = {r.version for r in session.execute(f"SELECT version FROM {namespace}.schema_migrations")}
-        applied_now = []
-        for version, text in _files("cassandra"):
-            if version in done:
-                continue
-            for statement in statements(text, namespace):
-                session.execute(statement)
-            session.execute(f"INSERT INTO {namespace}.schema_migrations (version, applied_at) "
-                            "VALUES (%s, toTimestamp(now()))", (version,))
-            applied_now.append(version)
-        return applied_now
+        return _apply("cassandra", namespace, done, session.execute, lambda version: session.execute(
+            f"INSERT INTO {namespace}.schema_migrations (version, applied_at) VALUES (%s, toTimestamp(now()))",
+            (version,)))
     finally:
         cluster.shutdown()
 
