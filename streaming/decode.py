@@ -20,6 +20,7 @@ from schemas.serde import subject_for
 SCHEMA_ID = "_schema_id"
 DECODED = "_decoded"
 DECODE_ERROR = "_decode_error"
+UNKNOWN_ID = "unknown writer schema id "  # the error of a row whose writer id the decoder lacks
 
 
 class UnknownSchemaIds(RuntimeError):
@@ -68,7 +69,7 @@ class Decoder:
         ).when(
             ~header_ok, F.lit("not Confluent-framed Avro (magic byte 0 + 4-byte schema id)")
         ).when(
-            ~F.col(SCHEMA_ID).isin(known), F.concat(F.lit("unknown writer schema id "), F.col(SCHEMA_ID).cast("string"))
+            ~F.col(SCHEMA_ID).isin(known), F.concat(F.lit(UNKNOWN_ID), F.col(SCHEMA_ID).cast("string"))
         ).when(
             F.col(DECODED).isNull(), F.concat(F.lit("Avro body does not decode with writer schema id "),
                                               F.col(SCHEMA_ID).cast("string"))

@@ -180,8 +180,8 @@ def process_batch(batch: DataFrame, batch_id: int, job: JobDefinition, ctx: Batc
     lap("spark")
     accepted = pc.is_null(everything[ERROR])
     refused = everything.filter(pc.invert(accepted))
-    unknown = sorted({r[decoding.SCHEMA_ID] for r in refused.to_pylist()
-                      if r[ERROR].startswith("unknown writer schema id")})
+    unknown_ids = refused.filter(pc.starts_with(refused[ERROR], decoding.UNKNOWN_ID))[decoding.SCHEMA_ID]
+    unknown = sorted(pc.unique(unknown_ids).to_pylist())
     if unknown:
         raise decoding.UnknownSchemaIds(config.topic, unknown)  # before any write: the batch reruns
     if refused.num_rows:
