@@ -35,7 +35,7 @@ from settings import get_settings  # noqa: E402
 
 
 class OrderProducer:
-    def __init__(self, topic: str, create: bool = True) -> None:
+    def __init__(self, topic: str, create: bool = True, first_id: int = 0) -> None:
         settings = get_settings()
         if create:
             admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})  # alive until the result
@@ -47,7 +47,7 @@ class OrderProducer:
         self.producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 5,
                                   "batch.size": 1_000_000, "compression.type": "lz4",
                                   "queue.buffering.max.messages": 1_000_000})
-        self.next_id = 0
+        self.next_id = first_id
 
     def send(self, count: int) -> None:
         for _ in range(count):
@@ -136,8 +136,7 @@ def raw_write(topic: str, events: int) -> float:
 
 def produce_at_rate(topic: str, rate: int, seconds: int) -> None:
     """R events/s for S seconds, in tenths of a second (run in its own process, like a connector)."""
-    producer = OrderProducer(topic, create=False)
-    producer.next_id = 1
+    producer = OrderProducer(topic, create=False, first_id=1)  # order 0 started the job
     started = time.perf_counter()
     for tick in range(seconds * 10):
         producer.send(rate // 10)
