@@ -3,8 +3,8 @@
 1. Publishes order events (contract ``shop.api.orders``) to Kafka in the Confluent wire format with
    an idempotent producer, a few of them invalid.
 2. Runs the orders streaming job over what the topic holds (``--available-now``): decode in the
-   JVM, validate, normalise, enrich, dedupe, and write Cassandra, the S3 lake, ClickHouse and
-   PostgreSQL idempotently; invalid events go to ``shop.api.orders.dlq``.
+   JVM, validate, normalise, enrich, dedupe, and write Cassandra, the S3 Delta lake, ClickHouse
+   and PostgreSQL idempotently; invalid events go to ``shop.api.orders.dlq``.
 3. Shows what each store now holds.
 
 Event ids are deterministic: running the demo again re-sends the same changes; the job drops them
@@ -73,10 +73,10 @@ def run_job(namespace: str) -> None:
 def show(namespace: str) -> None:
     import clickhouse_connect
     import psycopg2
-    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
 
+    from streaming.sinks import lake
     from streaming.sinks.cassandra import connect
-    from streaming.sinks.lake import PARTITIONING, filesystem
 
     settings = get_settings()
     pg = psycopg2.connect(settings.postgres.dsn())
@@ -91,13 +91,15 @@ def show(namespace: str) -> None:
     cluster, session = connect(settings)
     cass_count = session.execute(f"SELECT count(*) FROM {namespace}.orders").one()[0]
     cluster.shutdown()
-    lake = ds.dataset(f"{settings.s3.lake_bucket}/{namespace}/orders", filesystem=filesystem(settings),
-                      format="parquet", partitioning=PARTITIONING)
+    table = DeltaTable(lake.uri(settings, namespace, "orders"), storage_options=lake.storage_options(settings))
+    s3 = settings.s3
+    from_clickhouse = ch.query(f"SELECT count() FROM deltaLake('{s3.url}/{s3.lake_bucket}/{namespace}/orders/', "
+                               f"'{s3.access_key}', '{s3.secret_key}')").result_rows[0][0]
     print(f"PostgreSQL  {namespace}.orders_current: {pg_count} orders, amount {pg_sum}")
     print(f"ClickHouse  {namespace}.orders FINAL:   {ch_count} orders, amount {ch_sum}")
     print(f"Cassandra   {namespace}.orders:         {cass_count} orders")
-    print(f"S3 lake     s3://{settings.s3.lake_bucket}/{namespace}/orders: {lake.count_rows()} changes "
-          f"in {len(lake.files)} Parquet objects")
+    print(f"Delta lake  {lake.uri(settings, namespace, 'orders')}: {table.to_pyarrow_table().num_rows} changes "
+          f"in {len(table.file_uris())} files, version {table.version()} (ClickHouse deltaLake() counts {from_clickhouse})")
     print("top customers by orders (ClickHouse customer_hourly):", top)
 
 

@@ -8,6 +8,7 @@ registry and restarts the micro-batch (see :class:`UnknownSchemaIds`).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -21,6 +22,29 @@ SCHEMA_ID = "_schema_id"
 DECODED = "_decoded"
 DECODE_ERROR = "_decode_error"
 UNKNOWN_ID = "unknown writer schema id "  # the error of a row whose writer id the decoder lacks
+
+
+def guard_known(error: Column) -> Column:
+    """``error`` unchanged, except that a row whose writer id the decoder lacks fails the task.
+
+    Applied before a batch is shuffled to the sinks: the batch then fails in the shuffle's map stage,
+    before any partition has written, and :func:`unknown_ids` finds the id in the failure.
+    """
+    return F.when(error.startswith(UNKNOWN_ID), F.raise_error(error)).otherwise(error)
+
+
+_UNKNOWN_ID_RAISED = re.compile(re.escape(UNKNOWN_ID) + r"(\d+)")
+
+
+def unknown_ids(failure: BaseException) -> list[int]:
+    """The writer ids that :func:`guard_known` failed a Spark job for ([] for any other failure)."""
+    condition = getattr(failure, "getCondition", lambda: None)()
+    if condition == "USER_RAISED_EXCEPTION":
+        message = (failure.getMessageParameters() or {}).get("errorMessage", "")
+    else:  # wrapped by a writer's job failure: the raised condition is in the cause's text
+        message = " ".join(line.split("[USER_RAISED_EXCEPTION]", 1)[1] for line in str(failure).splitlines()
+                           if "[USER_RAISED_EXCEPTION]" in line)
+    return sorted({int(i) for i in _UNKNOWN_ID_RAISED.findall(message)})
 
 
 class UnknownSchemaIds(RuntimeError):

@@ -1,7 +1,8 @@
-"""The SparkSession every job, replay and test uses, wired to Kafka, Avro, S3 (s3a) and JDBC."""
+"""The SparkSession every job, replay and test uses, wired to Kafka, Avro, Delta, S3 (s3a) and JDBC."""
 from __future__ import annotations
 
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -28,6 +29,8 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
         from stack.provision import java17_home
 
         os.environ["JAVA_HOME"] = str(java17_home())
+    # Executors run the sinks in Python workers: the same interpreter (and packages) as the driver.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(settings.spark.master).appName(app_name)
         .config("spark.jars", ",".join(connector_jars(settings)))
@@ -50,6 +53,12 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
         .config("spark.sql.streaming.checkpointFileManagerClass",
                 "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager")
         .config("spark.sql.session.timeZone", "UTC")
+        # The lake's tables are Delta tables (streaming/sinks/lake.py).
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        # Delta rebuilds a table's state (which idempotent writes read) in 50 partitions by default:
+        # 50 tiny tasks per commit, ~2 s per micro-batch on two cores. A lake table's log is small.
+        .config("spark.databricks.delta.snapshotPartitions", str(os.cpu_count() or 2))
         # Stopping a query while a Python foreachBatch runs overflows the default stack.
         .config("spark.driver.extraJavaOptions", "-Xss16m")
         # Parquet that pyarrow and ClickHouse read without surprises.

@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from streaming.jobs.runner import BatchContext, JobDefinition
+from streaming.sinks.writer import PartitionContext
 from streaming.tables import ORDERS
 from streaming.transforms import enrich, features, normalise
 from streaming.transforms.changes import DELETED, VERSION
@@ -44,13 +45,15 @@ def transform(decoded: DataFrame, ctx: BatchContext) -> DataFrame:
     return enriched.withColumn(VERSION, F.unix_micros("updated_at")).withColumn(DELETED, F.lit(False))
 
 
-def hourly_features(changes: pa.Table, batch_id: int, ctx: BatchContext, sinks: dict) -> None:
-    clickhouse = sinks.get("clickhouse")
+def hourly_features(changes: pa.Table, out: PartitionContext) -> None:
+    """Per partition, on its executor: partial hourly totals, which ClickHouse's SummingMergeTree
+    adds up; the partition's token makes a rewritten partition count once."""
+    clickhouse = out.sinks.get("clickhouse")
     if clickhouse is None:
         return
     totals = features.hourly_totals_arrow(changes, "customer_id", "amount", "event_time")
     if totals.num_rows:
-        clickhouse.insert(totals, batch_id, "customer_hourly")
+        out.retried("clickhouse", "customer_hourly", lambda: clickhouse.insert(totals, "customer_hourly", out.token))
 
 
 JOB = JobDefinition(table=ORDERS, transform=transform, extra=hourly_features, reference={"customers": load_customers})

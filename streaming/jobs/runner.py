@@ -1,20 +1,26 @@
-"""What every streaming job shares: Kafka -> decode -> dedupe -> transform -> (per batch) DLQ + sinks.
+"""What every streaming job shares: Kafka -> decode -> dedupe -> transform -> (per batch) the sinks.
 
 A job module supplies a :class:`JobDefinition` (its serving table and a pure ``transform`` of the
 decoded rows); this module wires the streaming query around it: read with the native Kafka source,
 decode in the JVM, drop duplicate ``event_id`` within a watermark, transform (:func:`prepare`), and
-in ``foreachBatch`` send undecodable or invalid rows to ``<topic>.dlq``, keep the newest change per
-key and write the batch to every sink, idempotently per (query, batch).
+in ``foreachBatch`` hand the batch to :class:`~streaming.sinks.writer.BatchWriter`, which writes the
+DLQ and every sink from the executors, idempotently per (query, batch, partition). The driver
+plans and keeps counts; no batch is collected into it.
 
 The transforms are applied to the stream itself, so their plan is built once per query and not
 once per micro-batch (planning the transforms from Python cost a quarter of a second per batch).
-Batch replay calls :func:`prepare` on a bounded read and :func:`process_batch` per chunk, unchanged.
+Batch replay calls :func:`prepare` on a bounded read and the same writer per chunk, unchanged.
+
+Failures: a sink retries inside the task (``sink_retry_*``); when that is spent the batch fails,
+and the job restarts the query from its checkpoint after ``restart_backoff_s`` (doubling up to a
+minute), at most ``max_restarts`` times in a row without a batch succeeding; then it exits with
+status 1 for its supervisor. SIGTERM lets the batch in flight finish, then stops with status 0.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
-import signal
 import threading
 import time
 import tomllib
@@ -22,10 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
 import pyarrow as pa
-import pyarrow.compute as pc
-from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import BaseModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -33,17 +37,17 @@ from pyspark.sql import functions as F
 from settings import Settings
 from streaming import decode as decoding
 from streaming import migrations, sources
-from streaming.sinks.cassandra import CassandraSink
-from streaming.sinks.clickhouse import ClickHouseSink
-from streaming.sinks.lake import LakeSink
-from streaming.sinks.postgres import PostgresSink
+from streaming.jobs import failures
 from streaming.listener import MetricsListener
+from streaming.sinks.base import RetryPolicy
+from streaming.sinks.dead_letters import RECORD_COLUMNS
+from streaming.sinks.writer import PARTITION_SINKS, SINKS, BatchPlan, BatchWriter, PartitionContext
 from streaming.tables import Table
-from streaming.transforms import changes, dedupe
+from streaming.transforms import dedupe
 from streaming.transforms.validate import ERROR
 
 log = logging.getLogger(__name__)
-SINK_ORDER = ("lake", "clickhouse", "cassandra", "postgres")
+SINK_ORDER = SINKS
 
 
 class JobConfig(BaseModel):
@@ -57,10 +61,19 @@ class JobConfig(BaseModel):
     max_offsets_per_trigger: int | None = 100_000
     starting_offsets: str = "earliest"
     watermark: str = "10 minutes"              # a re-sent event_id arriving within this delay is dropped
-    sinks: list[str] = list(SINK_ORDER)
+    sinks: list[str] = list(SINKS)
+    # Partitions a batch is cut into by key for the sinks (parallel writers). Fixed by the first run
+    # of a checkpoint, like spark.sql.shuffle.partitions; default: Spark's default parallelism.
+    sink_partitions: int | None = None
+    sink_retry_attempts: int = 6               # per partition write, before the batch fails
+    sink_retry_backoff_s: float = 0.5          # first wait; doubles up to sink_retry_max_backoff_s
+    sink_retry_max_backoff_s: float = 8.0
+    max_restarts: int = 10                     # query restarts in a row without a good batch, then exit 1
+    restart_backoff_s: float = 5.0             # first wait before a restart; doubles up to 60 s
     reference_refresh_s: float = 300.0         # how often reference data (dimensions) is re-read
     metrics_port: int = 0
-    # Testing aid: "<sink>:<batch>" kills the process with SIGKILL right after that sink wrote that batch.
+    # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
+    # "dlq", "extra", or "partition" for all of a partition's writes) wrote that batch.
     crash_after: str | None = None
 
     @property
@@ -69,6 +82,10 @@ class JobConfig(BaseModel):
         if not base.startswith(("s3a://", "file:/")):
             base = str(Path(base).resolve())
         return f"{base.rstrip('/')}/{self.name}"
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.sink_retry_attempts, self.sink_retry_backoff_s, self.sink_retry_max_backoff_s)
 
 
 @dataclass
@@ -92,10 +109,11 @@ class JobDefinition:
     # decoded rows (the reader schema's fields at top level, plus Kafka's columns) -> the same rows
     # with the table's columns + _version + _deleted, and _error (null if valid; validate.check).
     # One row out per row in, undecodable rows (every field null) included, and no aggregation:
-    # it runs on the stream, and accepted and rejected rows are collected in one pass.
+    # it runs on the stream.
     transform: Callable[[DataFrame, BatchContext], DataFrame]
-    # optional extra writes from the batch's accepted changes (Arrow, e.g. features), given the sinks
-    extra: Callable[[pa.Table, int, BatchContext, dict], None] | None = None
+    # optional extra writes per partition, on the executor, from the partition's accepted changes
+    # (e.g. features); it must be a module-level function (it is pickled to the executors)
+    extra: Callable[[pa.Table, PartitionContext], None] | None = None
     # reference data, cached on start and re-cached every reference_refresh_s: name -> loader
     reference: dict[str, Callable[[BatchContext], DataFrame]] = field(default_factory=dict)
     # ordering columns that break _version ties in latest_per_key
@@ -106,44 +124,15 @@ def load_config(path: Path) -> JobConfig:
     return JobConfig.model_validate(tomllib.loads(path.read_text()))
 
 
-def open_sinks(settings: Settings, config: JobConfig) -> dict:
-    makers = {
-        "lake": lambda: LakeSink(settings, config.namespace, config.name),
-        "clickhouse": lambda: ClickHouseSink(settings, config.namespace, config.name),
-        "cassandra": lambda: CassandraSink(settings, config.namespace),
-        "postgres": lambda: PostgresSink(settings, config.namespace),
-    }
-    unknown = set(config.sinks) - set(makers)
+def batch_plan(job: JobDefinition, config: JobConfig, settings: Settings, crash_pids: tuple[int, ...] = ()) -> BatchPlan:
+    """What the executors need to write this job's batches."""
+    unknown = set(config.sinks) - set(SINKS)
     if unknown:
-        raise ValueError(f"job {config.name}: unknown sinks {sorted(unknown)} (config 'sinks'); known: {SINK_ORDER}")
-    return {name: makers[name]() for name in SINK_ORDER if name in config.sinks}
-
-
-class DeadLetters:
-    """Rejected source records to ``<topic>.dlq``, unchanged, with the reason and position as headers.
-
-    Produced from the driver: rejected rows are few, and this keeps a batch to one Spark job.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                                   "enable.idempotence": True, "acks": "all", **settings.kafka.client_config})
-
-    def send(self, rejected: pa.Table, topic: str) -> int:
-        failures: list = []
-        for row in rejected.to_pylist():
-            self._producer.produce(f"{topic}.dlq", key=row["key"], value=row["value"], headers=[
-                ("error", row[ERROR].encode()),
-                ("source.position", f"{row['topic']}[{row['partition']}]@{row['offset']}".encode()),
-                ("original.topic", row["topic"].encode()),
-            ], on_delivery=lambda err, _msg: err and failures.append(err))
-        if self._producer.flush(60) or failures:
-            raise RuntimeError(f"dead letters of {topic} were not acknowledged: {failures[:1] or 'timeout'}")
-        return rejected.num_rows
-
-
-# The Kafka record a rejected row goes to the DLQ as, with its position.
-RECORD_COLUMNS = ["key", "value", "topic", "partition", "offset"]
+        raise ValueError(f"job {config.name}: unknown sinks {sorted(unknown)} (config 'sinks'); known: {list(SINKS)}")
+    return BatchPlan(settings=settings, query=config.name, topic=config.topic, namespace=config.namespace,
+                     spec=job.table, sinks=tuple(s for s in PARTITION_SINKS if s in config.sinks),
+                     lake="lake" in config.sinks, tie_break=job.tie_break, retry=config.retry, extra=job.extra,
+                     crash_after=config.crash_after, crash_pids=crash_pids)
 
 
 def prepare(decoded: DataFrame, job: JobDefinition, ctx: BatchContext) -> DataFrame:
@@ -159,53 +148,40 @@ def prepare(decoded: DataFrame, job: JobDefinition, ctx: BatchContext) -> DataFr
     return checked.select(*job.table.all_columns, *original, error.alias(ERROR))
 
 
-def process_batch(batch: DataFrame, batch_id: int, job: JobDefinition, ctx: BatchContext, sinks: dict,
-                  dead_letters: DeadLetters) -> dict:
-    """One micro-batch (or replay chunk) of :func:`prepare`'d rows into the DLQ and every sink.
+def fixed_partitions(spark: SparkSession, checkpoint: str, wanted: int | None) -> int:
+    """The sink partitions of a checkpoint: recorded by its first run, kept by every later one.
 
-    One Spark job: the batch is collected once as Arrow; the split into accepted and rejected rows,
-    the DLQ and the sinks happen in the driver.
+    A batch rerun after a crash must be cut into the same partitions as before, or the
+    (query, batch, partition) tokens would name different rows.
     """
-    config = ctx.config
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = round(now - clock, 3)
-        clock = now
-
-    everything = batch.toArrow()
-    lap("spark")
-    accepted = pc.is_null(everything[ERROR])
-    refused = everything.filter(pc.invert(accepted))
-    unknown_ids = refused.filter(pc.starts_with(refused[ERROR], decoding.UNKNOWN_ID))[decoding.SCHEMA_ID]
-    unknown = sorted(pc.unique(unknown_ids).to_pylist())
-    if unknown:
-        raise decoding.UnknownSchemaIds(config.topic, unknown)  # before any write: the batch reruns
-    if refused.num_rows:
-        dead_letters.send(refused, config.topic)
-    # The lake archives every change; the serving stores take the newest per key.
-    every_change = everything.filter(accepted).select(job.table.all_columns)
-    latest = changes.latest_per_key_arrow(every_change, list(job.table.key), list(job.tie_break))
-    lap("driver")
-    for name, sink in sinks.items():
-        sink.write(every_change if name == "lake" else latest, batch_id, job.table)
-        lap(name)
-        _maybe_crash(config, name, batch_id)
-    if job.extra is not None:
-        job.extra(every_change, batch_id, ctx, sinks)
-        lap("extra")
-    return {"rows": latest.num_rows, "changes": every_change.num_rows, "rejected": refused.num_rows,
-            "seconds": timings}
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(f"{checkpoint}/sink-partitions.json")
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if fs.exists(path):
+        stream = fs.open(path)
+        try:
+            recorded = json.loads(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))["sink_partitions"]
+        finally:
+            stream.close()
+        if wanted is not None and wanted != recorded:
+            log.warning("sink_partitions = %d is ignored: checkpoint %s was started with %d (delete it to change)",
+                        wanted, checkpoint, recorded)
+        return recorded
+    chosen = wanted or spark.sparkContext.defaultParallelism
+    out = fs.create(path, True)
+    try:
+        out.write(bytearray(json.dumps({"sink_partitions": chosen}).encode()))
+    finally:
+        out.close()
+    return chosen
 
 
-def _maybe_crash(config: JobConfig, sink: str, batch_id: int) -> None:
-    if config.crash_after and config.crash_after == f"{sink}:{batch_id}":
-        log.warning("crash_after %s: killing the process", config.crash_after)
-        logging.shutdown()
-        os.kill(os.getpid(), signal.SIGKILL)
+class StopRequested(RuntimeError):
+    """Raised into a batch that Spark started after the job was asked to stop (it writes nothing)."""
+
+
+class JobFailed(RuntimeError):
+    """The job gave up after ``max_restarts``; the message is the last failure's description."""
 
 
 _listening: set[int] = set()
@@ -219,16 +195,23 @@ def _export_metrics(spark: SparkSession) -> None:
 
 
 class JobRunner:
-    """Runs one job's streaming query until stopped, restarting it when new writer schemas appear."""
+    """Runs one job's streaming query until stopped: restarts it when new writer schemas appear or a
+    batch failed (bounded), stops it between batches on :meth:`stop`."""
 
     def __init__(self, job: JobDefinition, config: JobConfig, settings: Settings, spark: SparkSession) -> None:
         self.job, self.config, self.settings, self.spark = job, config, settings, spark
         self.registry = SchemaRegistryClient({"url": settings.registry.url})
         self.ctx = BatchContext(spark, settings, config)
+        self.servers = failures.endpoints(settings, config.sinks, bool(job.reference))
         self._stop = threading.Event()
+        self._batch_lock = threading.Lock()  # held while a batch runs; stop() waits for it
+        self._stopping = False
         self._query = None
         self._reference_loaded = 0.0
-        self.dead_letters = DeadLetters(settings)
+        self._batch_id: int | None = None
+        self._unknown: decoding.UnknownSchemaIds | None = None
+        self._good_batches = 0
+        self._migrated = False
         _export_metrics(spark)
 
     def refresh_reference(self, force: bool = False) -> None:
@@ -254,7 +237,28 @@ class JobRunner:
             frame.unpersist()
         self.ctx.reference.clear()
 
-    def _stream(self, decoder: decoding.Decoder, sinks: dict, available_now: bool):
+    def _decoder(self, extra_ids: list[int]) -> decoding.Decoder:
+        registry = next(s for s in self.servers if s.setting == "registry.url")
+        try:
+            return decoding.Decoder.from_registry(self.registry, self.config.topic, extra_ids)
+        except Exception as exc:
+            if registry.reachable():
+                raise
+            raise failures.ServerUnavailable(registry, f"reading the writer schemas of {self.config.topic}", exc) from exc
+
+    def _prepare_stores(self) -> None:
+        """Serving tables (migrations) and the lake table, once per run."""
+        if self._migrated:
+            return
+        if "postgres" in self.config.sinks:
+            migrations.postgres(self.settings, self.config.namespace)
+        if "clickhouse" in self.config.sinks:
+            migrations.clickhouse(self.settings, self.config.namespace)
+        if "cassandra" in self.config.sinks:
+            migrations.cassandra(self.settings, self.config.namespace)
+        self._migrated = True
+
+    def _stream(self, decoder: decoding.Decoder, writer: BatchWriter, available_now: bool):
         raw = sources.read_stream(self.spark, self.settings, topics=[self.config.topic],
                                   starting_offsets=self.config.starting_offsets,
                                   max_offsets_per_trigger=self.config.max_offsets_per_trigger)
@@ -271,57 +275,93 @@ class JobRunner:
         prepared = prepare(unique_rows, self.job, self.ctx)
 
         def each_batch(batch: DataFrame, batch_id: int) -> None:
-            started = time.perf_counter()
-            result = process_batch(batch, batch_id, self.job, self.ctx, sinks, self.dead_letters)
-            log.info("batch %d: %d rows in %.2fs %s", batch_id, result["rows"], time.perf_counter() - started,
-                     result["seconds"])
-            self.refresh_reference()  # for the next batches
+            with self._batch_lock:
+                if self._stopping:
+                    raise StopRequested(f"job {self.config.name} is stopping: batch {batch_id} is left for the next run")
+                self._batch_id = batch_id
+                try:
+                    result = writer.write(batch, batch_id)
+                except Exception as exc:
+                    ids = decoding.unknown_ids(exc)
+                    if ids:
+                        self._unknown = decoding.UnknownSchemaIds(self.config.topic, ids)
+                    raise
+                self._good_batches += 1
+                self._batch_id = None
+            log.info("batch %d: %d rows, %d changes, %d rejected in %.2fs %s", batch_id, result["rows"],
+                     result["changes"], result["rejected"], result["seconds"], result["partition_seconds"])
+            try:
+                self.refresh_reference()  # for the next batches
+            except Exception as exc:  # keep joining with the cached data; try again after the next batch
+                log.warning("reference data of %s not refreshed (%s: %s); the cached data stays in use",
+                            self.config.name, type(exc).__name__, str(exc).splitlines()[0][:300])
 
-        writer = (prepared.writeStream.queryName(self.config.name).foreachBatch(each_batch)
-                  .option("checkpointLocation", self.config.checkpoint))
-        writer = writer.trigger(availableNow=True) if available_now else \
-            writer.trigger(processingTime=f"{self.config.trigger_seconds} seconds")
-        return writer.start()
+        writer_ = (prepared.writeStream.queryName(self.config.name).foreachBatch(each_batch)
+                   .option("checkpointLocation", self.config.checkpoint))
+        writer_ = writer_.trigger(availableNow=True) if available_now else \
+            writer_.trigger(processingTime=f"{self.config.trigger_seconds} seconds")
+        return writer_.start()
+
+    def _run_query(self, extra_ids: list[int], available_now: bool) -> bool:
+        """Start the query and wait for it. True when it ended by itself (available-now) or was stopped."""
+        self._prepare_stores()
+        decoder = self._decoder(extra_ids)
+        if not self.ctx.reference:
+            self.refresh_reference(force=True)
+        partitions = fixed_partitions(self.spark, self.config.checkpoint, self.config.sink_partitions)
+        pids = (os.getpid(), self.spark.sparkContext._jvm.ProcessHandle.current().pid()) if self.config.crash_after else ()
+        writer = BatchWriter(self.spark, batch_plan(self.job, self.config, self.settings, pids), partitions)
+        self._query = self._stream(decoder, writer, available_now)
+        while self._query.isActive and not self._stop.is_set():
+            self._query.awaitTermination(1)
+        if self._stop.is_set():
+            with self._batch_lock:  # the batch in flight finishes first
+                self._stopping = True
+            self._query.stop()
+            return True
+        failure = self._query.exception()
+        if failure is None:
+            return True
+        raise failure
 
     def run(self, available_now: bool = False) -> None:
-        """Until SIGTERM/stop() (or, with ``available_now``, until the topic's current end)."""
-        migrations.postgres(self.settings, self.config.namespace)
-        migrations.clickhouse(self.settings, self.config.namespace)
-        migrations.cassandra(self.settings, self.config.namespace)
-        sinks = open_sinks(self.settings, self.config)
+        """Until SIGTERM/stop() (or, with ``available_now``, until the topic's current end).
+
+        Raises :class:`JobFailed` after ``max_restarts`` failed restarts in a row.
+        """
         extra_ids: list[int] = []
+        restarts = 0
         try:
-            self.refresh_reference(force=True)
             while not self._stop.is_set():
-                decoder = decoding.Decoder.from_registry(self.registry, self.config.topic, extra_ids)
-                self._query = self._stream(decoder, sinks, available_now)
+                self._unknown = None
+                self._batch_id = None
+                good_before = self._good_batches
                 try:
-                    while self._query.isActive and not self._stop.is_set():
-                        self._query.awaitTermination(1)
-                    if self._query.exception() is None:
+                    if self._run_query(extra_ids, available_now):
                         return
-                    raise self._query.exception()
-                except Exception as exc:  # pyspark wraps the foreachBatch error: look for ours in the text
-                    text = str(exc)
-                    if "UnknownSchemaIds" not in text and "not known to the decoder" not in text:
-                        raise
-                    log.info("new writer schema ids in %s: refreshing from the registry", self.config.topic)
-                    extra_ids = _ids_in(text)
+                except Exception as exc:
+                    if self._stop.is_set():
+                        return
+                    if self._unknown is not None:
+                        log.info("new writer schema ids %s in %s: refreshing from the registry", self._unknown.ids,
+                                 self.config.topic)
+                        extra_ids = sorted(set(extra_ids) | set(self._unknown.ids))
+                        continue
+                    restarts = 1 if self._good_batches > good_before else restarts + 1
+                    reason = failures.describe(exc, self._batch_id, self.servers)
+                    if restarts > self.config.max_restarts:
+                        log.error("%s. Giving up after %d restarts in a row (max_restarts): the job exits with "
+                                  "status 1 for its supervisor to restart it", reason, self.config.max_restarts)
+                        raise JobFailed(reason) from None
+                    wait = min(60.0, self.config.restart_backoff_s * 2 ** (restarts - 1))
+                    log.error("%s. Restarting the query from its checkpoint in %.0f s (restart %d of %d); "
+                              "nothing is lost or written twice", reason, wait, restarts, self.config.max_restarts)
+                    self._stop.wait(wait)
         finally:
             if self._query is not None and self._query.isActive:
                 self._query.stop()
-            for sink in sinks.values():
-                sink.close()
             self._release_reference()
 
     def stop(self) -> None:
+        """Ask the job to stop after the batch in flight (safe from a signal handler)."""
         self._stop.set()
-        if self._query is not None and self._query.isActive:
-            self._query.stop()
-
-
-def _ids_in(text: str) -> list[int]:
-    import re
-
-    match = re.search(r"writer schema ids \[([\d, ]+)\]", text)
-    return [int(i) for i in match.group(1).split(",")] if match else []

@@ -1,57 +1,71 @@
-"""The S3 lake: every change as Parquet, partitioned by event date, with deterministic names per batch.
+"""The lake: one Delta Lake table per serving table on S3, every change, partitioned by event date.
 
-``s3://<bucket>/<namespace>/<table>/event_date=YYYY-MM-DD/batch-<query>-<batch>-<n>.parquet``:
-a replayed batch overwrites exactly the objects it wrote before. Readable by Spark (``s3a://``,
-Hive-style partitions) and by pyarrow (give it the partitioning schema, ``event_date: date32``).
+``s3a://<bucket>/<namespace>/<table>``, written by Spark's Delta writer: each batch is one ACID
+commit, appended exactly once with Delta's idempotent writes (``txnAppId`` = the query,
+``txnVersion`` = the batch id), so a batch rerun after a crash finds its version committed and
+writes nothing. Tables are created with optimized writes (one file per event date per batch rather
+than one per partition and date) and auto-compaction (small files of a date are merged after a
+commit once there are enough of them).
+
+Readers: Spark (``spark.read.format("delta").load(path)``), the ``deltalake`` package
+(:func:`storage_options`), ClickHouse's ``deltaLake()`` table function, DuckDB, Trino.
 """
 from __future__ import annotations
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 from minio import Minio
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from settings import Settings
 from streaming.tables import Table
 
-PARTITIONING = ds.partitioning(pa.schema([("event_date", pa.date32())]), flavor="hive")
+PARTITION_COLUMN = "event_date"
+TABLE_PROPERTIES = {
+    "delta.autoOptimize.optimizeWrite": "true",
+    "delta.autoOptimize.autoCompact": "true",
+}
 
 
-def filesystem(settings: Settings) -> pafs.S3FileSystem:
+def path(settings: Settings, namespace: str, table: str) -> str:
+    return f"s3a://{settings.s3.lake_bucket}/{namespace}/{table}"
+
+
+def ensure_bucket(settings: Settings) -> None:
     s3 = settings.s3
-    return pafs.S3FileSystem(access_key=s3.access_key, secret_key=s3.secret_key, region=s3.region,
-                             endpoint_override=s3.endpoint, scheme="https" if s3.secure else "http",
-                             allow_bucket_creation=False)
+    client = Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=s3.secure, region=s3.region)
+    if not client.bucket_exists(s3.lake_bucket):
+        client.make_bucket(s3.lake_bucket)
 
 
-class LakeSink:
-    name = "lake"
+def ensure_table(spark: SparkSession, settings: Settings, namespace: str, spec: Table) -> str:
+    """Create the table's Delta table if it does not exist yet; its location."""
+    ensure_bucket(settings)
+    location = path(settings, namespace, spec.name)
+    columns = ", ".join(f"`{c}` {t}" for c, t in [*spec.columns, ("_version", "bigint"), ("_deleted", "boolean"),
+                                                  (PARTITION_COLUMN, "date")])
+    properties = ", ".join(f"'{k}' = '{v}'" for k, v in TABLE_PROPERTIES.items())
+    spark.sql(f"CREATE TABLE IF NOT EXISTS delta.`{location}` ({columns}) USING delta "
+              f"PARTITIONED BY ({PARTITION_COLUMN}) TBLPROPERTIES ({properties})")
+    return location
 
-    def __init__(self, settings: Settings, namespace: str, query_name: str) -> None:
-        self.bucket = settings.s3.lake_bucket
-        self.namespace = namespace
-        self.query_name = query_name
-        self.fs = filesystem(settings)
-        client = Minio(settings.s3.endpoint, access_key=settings.s3.access_key, secret_key=settings.s3.secret_key,
-                       secure=settings.s3.secure, region=settings.s3.region)
-        if not client.bucket_exists(self.bucket):
-            client.make_bucket(self.bucket)
 
-    def path(self, table: str) -> str:
-        return f"{self.bucket}/{self.namespace}/{table}"
+def append(changes: DataFrame, location: str, query: str, batch_id: int) -> None:
+    """Every change of a batch as one commit, at most once per (query, batch id)."""
+    (changes.withColumn(PARTITION_COLUMN, F.to_date("event_time"))
+     .write.format("delta").mode("append")
+     .option("txnAppId", query).option("txnVersion", str(batch_id))
+     .option("mergeSchema", "true")  # a column the schema gained is added to the table
+     .save(location))
 
-    def write(self, table: pa.Table, batch_id: int, spec: Table) -> None:
-        if table.num_rows == 0:
-            return
-        data = table.select(spec.all_columns)
-        when = data["event_time"]
-        data = data.append_column("event_date", pc.cast(when, pa.date32()))
-        ds.write_dataset(
-            data, self.path(spec.name), filesystem=self.fs, format="parquet", partitioning=PARTITIONING,
-            basename_template=f"batch-{self.query_name}-{batch_id:09d}-{{i}}.parquet",
-            existing_data_behavior="overwrite_or_ignore",
-        )
 
-    def close(self) -> None:
-        pass
+def storage_options(settings: Settings) -> dict[str, str]:
+    """What the ``deltalake`` package (delta-rs) needs to read the lake: DeltaTable(uri, storage_options=...)."""
+    s3 = settings.s3
+    return {"AWS_ENDPOINT_URL": s3.url, "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+            "AWS_REGION": s3.region, "AWS_ALLOW_HTTP": "true" if not s3.secure else "false",
+            "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+
+
+def uri(settings: Settings, namespace: str, table: str) -> str:
+    """The same table as ``s3://`` for readers other than Spark's s3a."""
+    return f"s3://{settings.s3.lake_bucket}/{namespace}/{table}"

@@ -2,7 +2,8 @@
 
 ``INSERT ... ON CONFLICT DO UPDATE ... WHERE target._version < excluded._version``: a replayed or
 late batch changes nothing it already wrote or that something newer overwrote. Deletes are
-tombstones (``_deleted``); the ``*_current`` views hide them.
+tombstones (``_deleted``); the ``*_current`` views hide them. Partitions of one batch hold
+disjoint keys, so their upserts never wait for each other's row locks.
 """
 from __future__ import annotations
 
@@ -13,23 +14,33 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from settings import Settings
+from streaming.sinks.base import Sink, WriteToken
 from streaming.tables import Table
 
 
-class PostgresSink:
+class PostgresSink(Sink):
     name = "postgres"
+    # The server went away (OperationalError) or the connection it left is closed (InterfaceError).
+    transient = (psycopg2.OperationalError, psycopg2.InterfaceError, ConnectionError, TimeoutError)
 
     def __init__(self, settings: Settings, namespace: str) -> None:
-        self.namespace = namespace
-        self._conn = psycopg2.connect(settings.postgres.dsn(), application_name="kappa-streaming")
+        super().__init__(namespace)
+        self.settings = settings
+        self._conn = None
 
-    def write(self, table: pa.Table, batch_id: int, spec: Table) -> None:
-        if table.num_rows == 0:
+    @property
+    def address(self) -> str:
+        return f"{self.settings.postgres.host}:{self.settings.postgres.port}"
+
+    def write(self, rows: pa.Table, spec: Table, token: WriteToken) -> None:
+        if rows.num_rows == 0:
             return
+        if self._conn is None:
+            self._conn = psycopg2.connect(self.settings.postgres.dsn(), application_name="kappa-streaming",
+                                          connect_timeout=10)
         columns = spec.all_columns
         buffer = io.BytesIO()
-        pacsv.write_csv(table.select(columns), buffer,
-                        pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        pacsv.write_csv(rows.select(columns), buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
         buffer.seek(0)
         stage = f"stage_{spec.name}"
         target = f"{self.namespace}.{spec.name}"
@@ -42,5 +53,13 @@ class PostgresSink:
                 f"ON CONFLICT ({', '.join(spec.key)}) DO UPDATE SET {updates} "
                 f"WHERE {target}._version < EXCLUDED._version")
 
+    def reset(self) -> None:
+        self.close()
+
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg2.Error:
+                pass
+            self._conn = None

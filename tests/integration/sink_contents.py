@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import clickhouse_connect
 import psycopg2
 import psycopg2.extras
-import pyarrow.dataset as ds
+from deltalake import DeltaTable
 
+from streaming.sinks import lake as lake_sink
 from streaming.sinks.cassandra import connect
-from streaming.sinks.lake import PARTITIONING, filesystem
 from streaming.tables import Table
 
 
@@ -62,10 +62,13 @@ def cassandra(settings, namespace: str, table: Table) -> dict:
         cluster.shutdown()
 
 
+def lake_table(settings, namespace: str, table: Table) -> DeltaTable:
+    """The Delta table, read with the ``deltalake`` package (no Spark)."""
+    return DeltaTable(lake_sink.uri(settings, namespace, table.name), storage_options=lake_sink.storage_options(settings))
+
+
 def lake_changes(settings, namespace: str, table: Table) -> list[dict]:
-    dataset = ds.dataset(f"{settings.s3.lake_bucket}/{namespace}/{table.name}", filesystem=filesystem(settings),
-                         format="parquet", partitioning=PARTITIONING)
-    return dataset.to_table().to_pylist()
+    return lake_table(settings, namespace, table).to_pyarrow_table().to_pylist()
 
 
 def lake(settings, namespace: str, table: Table) -> dict:
@@ -81,3 +84,27 @@ def lake(settings, namespace: str, table: Table) -> dict:
 def all_sinks(settings, namespace: str, table: Table) -> dict[str, dict]:
     return {"postgres": postgres(settings, namespace, table), "clickhouse": clickhouse(settings, namespace, table),
             "cassandra": cassandra(settings, namespace, table), "lake": lake(settings, namespace, table)}
+
+
+def key_counts(settings, namespace: str, table: Table) -> dict[str, int]:
+    """How many keys each sink holds (live rows; the lake: distinct keys of its changes)."""
+    conn = psycopg2.connect(settings.postgres.dsn())
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {namespace}.{table.name} WHERE NOT _deleted")
+            postgres_count = cur.fetchone()[0]
+    finally:
+        conn.close()
+    ch = settings.clickhouse
+    client = clickhouse_connect.get_client(host=ch.host, port=ch.port, username=ch.username, password=ch.password)
+    clickhouse_count = client.query(f"SELECT count() FROM {namespace}.{table.name} FINAL WHERE NOT _deleted").result_rows[0][0]
+    cluster, session = connect(settings)
+    try:
+        session.default_timeout = 120
+        cassandra_count = session.execute(f"SELECT count(*) FROM {namespace}.{table.name}", timeout=120).one()[0]
+    finally:
+        cluster.shutdown()
+    keys = lake_table(settings, namespace, table).to_pyarrow_table(columns=list(table.key))
+    lake_count = keys.group_by(list(table.key)).aggregate([]).num_rows
+    return {"postgres": postgres_count, "clickhouse": clickhouse_count, "cassandra": cassandra_count,
+            "lake": lake_count}

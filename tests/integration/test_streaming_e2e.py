@@ -104,8 +104,8 @@ def test_cdc_and_api_events_reach_all_four_sinks_identically(
     lake_rows = sink_contents.lake_changes(settings, namespace, CUSTOMERS)
     changes_of_5 = [r for r in lake_rows if r["customer_id"] == 5]
     assert sorted(r["_deleted"] for r in changes_of_5) == [False, True]
-    # The lake is readable by Spark too (s3a://, Hive-style event_date partitions).
-    from_spark = spark.read.parquet(f"s3a://{settings.s3.lake_bucket}/{namespace}/customers")
+    # The lake is readable by Spark too (a Delta table on s3a://, partitioned by event_date).
+    from_spark = spark.read.format("delta").load(f"s3a://{settings.s3.lake_bucket}/{namespace}/customers")
     assert from_spark.count() == len(lake_rows) and "event_date" in from_spark.columns
 
     # --- orders: API events, v1 then an evolved v2, invalid records, a duplicate ---------------

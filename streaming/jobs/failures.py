@@ -1,0 +1,83 @@
+"""What a job says when a batch fails: which server, where, which sink and table, which batch.
+
+A sink's failure happens on an executor and reaches the driver as text inside Spark's exception,
+under the query plan. The restart decision does not read that text: the job restarts from its
+checkpoint whatever failed (bounded by ``max_restarts``). The text is only mined for the one line
+that :class:`~streaming.sinks.base.SinkUnavailable` wrote, and the driver probes the job's servers
+itself, so the last line of the log says what is down in words a person can act on.
+"""
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from settings import Settings
+
+_SINK_UNAVAILABLE = re.compile(r"SinkUnavailable: (.+)")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str      # the server, as a person calls it
+    setting: str   # where its address is configured
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def reachable(self, timeout: float = 2.0) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+
+class ServerUnavailable(RuntimeError):
+    """A server the job needs did not answer (raised in the driver, e.g. the registry at start)."""
+
+    def __init__(self, endpoint: Endpoint, doing: str, cause: BaseException) -> None:
+        super().__init__(f"{endpoint.name} at {endpoint.address} ({endpoint.setting}) did not answer while "
+                         f"{doing}: {type(cause).__name__}: {cause}")
+        self.endpoint = endpoint
+
+
+def endpoints(settings: Settings, sinks: list[str], reference: bool) -> list[Endpoint]:
+    """The servers a job with these sinks talks to, Kafka and the registry first."""
+    def host_port(address: str) -> tuple[str, int]:
+        host, _, port = address.rpartition(":")
+        return host, int(port)
+
+    registry = urlsplit(settings.registry.url)
+    found = [Endpoint("kafka", "kafka.bootstrap_servers", *host_port(settings.kafka.bootstrap_servers.split(",")[0])),
+             Endpoint("schema registry", "registry.url", registry.hostname or "127.0.0.1",
+                      registry.port or (443 if registry.scheme == "https" else 80))]
+    if "lake" in sinks:
+        found.append(Endpoint("S3 (lake)", "s3.endpoint", *host_port(settings.s3.endpoint)))
+    if "clickhouse" in sinks:
+        found.append(Endpoint("clickhouse", "clickhouse.host/port", settings.clickhouse.host, settings.clickhouse.port))
+    if "cassandra" in sinks:
+        found.append(Endpoint("cassandra", "cassandra.hosts/port", settings.cassandra.hosts[0], settings.cassandra.port))
+    if "postgres" in sinks or reference:
+        found.append(Endpoint("postgres", "postgres.host/port", settings.postgres.host, settings.postgres.port))
+    return found
+
+
+def describe(failure: BaseException, batch_id: int | None, servers: list[Endpoint]) -> str:
+    """One line: what failed and what is unreachable now."""
+    text = str(failure)
+    sink = _SINK_UNAVAILABLE.findall(text)
+    if sink:
+        what = sink[-1].strip()
+    elif isinstance(failure, ServerUnavailable):
+        what = text
+    else:
+        first = next((line.strip() for line in text.splitlines() if line.strip()), type(failure).__name__)
+        what = f"{type(failure).__name__}: {first[:300]}"
+    down = [f"{s.name} at {s.address} ({s.setting})" for s in servers if not s.reachable()]
+    batch = f"batch {batch_id}" if batch_id is not None else "start-up"
+    return f"{batch} failed: {what}" + (f"; not answering now: {', '.join(down)}" if down else "")

@@ -1,0 +1,205 @@
+"""A batch into every sink from the executors: the one write path of live jobs and batch replay.
+
+The driver only plans. A prepared batch (:func:`streaming.jobs.runner.prepare`) is repartitioned by
+its key into ``partitions`` partitions (a number fixed for the life of a checkpoint, so a batch
+rerun after a crash is cut the same way) and each partition, in a Python worker on the executor
+that holds it:
+
+1. sends its rejected rows to ``<topic>.dlq``;
+2. keeps the newest change per key (keys never span partitions, so this is the batch's fold);
+3. writes ClickHouse, Cassandra and PostgreSQL with their own clients, opened once per worker and
+   reused across batches, each write retried by :class:`~streaming.sinks.base.Sink`'s policy and
+   idempotent per (query, batch, partition);
+4. runs the job's per-partition ``extra`` work (e.g. features), with the same tokens;
+5. hands every accepted change back to Spark, whose Delta writer appends them to the lake as one
+   commit per batch (``txnAppId``/``txnVersion``): only after every partition has done 1-4.
+
+A batch whose Delta commit exists has therefore written everything; a rerun of it finds the commit
+and writes nothing. Nothing but per-partition counts and timings (an accumulator) returns to the
+driver. Rows with a writer schema id the decoder does not know fail the batch in the shuffle's map
+stage, before any partition writes (:data:`UNKNOWN_SCHEMA_ID`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark import AccumulatorParam, TaskContext
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from settings import Settings
+from streaming import decode as decoding
+from streaming.sinks import lake
+from streaming.sinks.base import RetryPolicy, Sink, WriteToken
+from streaming.sinks.dead_letters import RECORD_COLUMNS, DeadLetterSink
+from streaming.tables import Table
+from streaming.transforms import changes
+from streaming.transforms.validate import ERROR
+
+log = logging.getLogger(__name__)
+PARTITION_SINKS = ("clickhouse", "cassandra", "postgres")  # in write order; the lake commits last
+SINKS = ("lake", *PARTITION_SINKS)
+
+
+@dataclass(frozen=True)
+class PartitionContext:
+    """What a job's per-partition ``extra`` hook gets besides the partition's accepted changes."""
+
+    sinks: dict[str, Sink]
+    token: WriteToken
+    retry: RetryPolicy
+    namespace: str
+
+    def retried(self, sink: str, table: str, action: Callable[[], None]) -> None:
+        """Run ``action`` (a write to ``sink``'s ``table``) under the sinks' retry policy."""
+        self.sinks[sink].call_with_retries(action, f"{self.namespace}.{table}", self.token, self.retry)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """Everything a partition's task needs, shipped to the executors with it (pickled)."""
+
+    settings: Settings
+    query: str
+    topic: str
+    namespace: str
+    spec: Table
+    sinks: tuple[str, ...]                     # partition sinks of this job, in PARTITION_SINKS order
+    lake: bool
+    tie_break: tuple[str, ...] = ("event_id",)
+    retry: RetryPolicy = RetryPolicy()
+    extra: Callable[[pa.Table, PartitionContext], None] | None = None
+    # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
+    # "dlq", "extra" or "partition" for all of them) wrote that batch (in that partition).
+    crash_after: str | None = None
+    crash_pids: tuple[int, ...] = ()
+
+
+class _Totals(AccumulatorParam):
+    """Counts and seconds summed over a batch's partitions."""
+
+    def zero(self, value: dict) -> dict:
+        return {}
+
+    def addInPlace(self, left: dict, right: dict) -> dict:  # noqa: N802 (Spark's name)
+        for key, value in right.items():
+            left[key] = left.get(key, 0) + value
+        return left
+
+
+class BatchWriter:
+    """Writes batches of one job's table; created once per query (it owns the stats accumulator)."""
+
+    def __init__(self, spark: SparkSession, plan: BatchPlan, partitions: int) -> None:
+        unknown = set(plan.sinks) - set(PARTITION_SINKS)
+        if unknown:
+            raise ValueError(f"job {plan.query}: unknown sinks {sorted(unknown)} (config 'sinks'); known: {SINKS}")
+        self.spark, self.plan, self.partitions = spark, plan, partitions
+        self.location = lake.ensure_table(spark, plan.settings, plan.namespace, plan.spec) if plan.lake else None
+        self._totals = spark.sparkContext.accumulator({}, _Totals())
+
+    def write(self, batch: DataFrame, batch_id: int) -> dict:
+        """One batch (or replay chunk) of prepared rows into every sink; the summed counts and timings."""
+        self._totals.value = {}
+        plan = self.plan
+        spec = plan.spec
+        started = time.perf_counter()
+        typed = batch.select(*[F.col(c).cast(t).alias(c) for c, t in spec.columns],
+                             F.col(changes.VERSION).cast("bigint").alias(changes.VERSION),
+                             F.col(changes.DELETED).cast("boolean").alias(changes.DELETED),
+                             *RECORD_COLUMNS, decoding.SCHEMA_ID, decoding.guard_known(F.col(ERROR)).alias(ERROR))
+        partitioned = typed.repartition(self.partitions, *spec.key)
+        out_schema = ", ".join(f"`{c}` {t}" for c, t in
+                               [*spec.columns, (changes.VERSION, "bigint"), (changes.DELETED, "boolean")])
+        written = partitioned.mapInArrow(_partition_writer(plan, batch_id, self._totals), out_schema)
+        if self.location is not None:
+            lake.append(written, self.location, plan.query, batch_id)
+        else:
+            written.write.format("noop").mode("overwrite").save()
+        totals = dict(self._totals.value)
+        seconds = {k.removeprefix("s."): round(v, 3) for k, v in totals.items() if k.startswith("s.")}
+        return {"rows": totals.get("rows", 0), "changes": totals.get("changes", 0),
+                "rejected": totals.get("rejected", 0), "seconds": round(time.perf_counter() - started, 3),
+                "partition_seconds": seconds}
+
+
+# --- on the executors ------------------------------------------------------------------------
+
+_open_sinks: dict[tuple, Sink] = {}  # per Python worker, reused by every task it runs
+
+
+def _sink(plan: BatchPlan, name: str) -> Sink:
+    key = (name, plan.settings.model_dump_json(), plan.namespace, plan.topic)
+    if key not in _open_sinks:
+        from streaming.sinks.cassandra import CassandraSink
+        from streaming.sinks.clickhouse import ClickHouseSink
+        from streaming.sinks.postgres import PostgresSink
+
+        makers = {"clickhouse": lambda: ClickHouseSink(plan.settings, plan.namespace),
+                  "cassandra": lambda: CassandraSink(plan.settings, plan.namespace),
+                  "postgres": lambda: PostgresSink(plan.settings, plan.namespace),
+                  "dlq": lambda: DeadLetterSink(plan.settings, plan.topic)}
+        _open_sinks[key] = makers[name]()
+    return _open_sinks[key]
+
+
+def _partition_writer(plan: BatchPlan, batch_id: int, totals) -> Callable[[Iterator[pa.RecordBatch]],
+                                                                          Iterator[pa.RecordBatch]]:
+    spec = plan.spec
+
+    def write_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        received = list(batches)
+        everything = pa.Table.from_batches(received) if received else None
+        if everything is None or everything.num_rows == 0:
+            return
+        partition = TaskContext.get().partitionId()
+        token = WriteToken(plan.query, batch_id, partition)
+        seconds: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            seconds[f"s.{stage}"] = now - clock
+            clock = now
+            _maybe_crash(plan, stage, token)
+
+        accepted = pc.is_null(everything[ERROR])
+        rejected = everything.filter(pc.invert(accepted))
+        if rejected.num_rows:
+            dlq = _sink(plan, "dlq")
+            dlq.write_with_retries(rejected, None, token, plan.retry, table=dlq.topic)
+        every_change = everything.filter(accepted).select(spec.all_columns)
+        latest = changes.latest_per_key_arrow(every_change, list(spec.key), list(plan.tie_break))
+        lap("dlq")
+        for name in plan.sinks:
+            _sink(plan, name).write_with_retries(latest, spec, token, plan.retry)
+            lap(name)
+        if plan.extra is not None:
+            plan.extra(every_change, PartitionContext({n: _sink(plan, n) for n in plan.sinks}, token, plan.retry,
+                                                      plan.namespace))
+            lap("extra")
+        _maybe_crash(plan, "partition", token)
+        totals.add({"rows": latest.num_rows, "changes": every_change.num_rows, "rejected": rejected.num_rows,
+                    **seconds})
+        if plan.lake:
+            yield from every_change.to_batches()
+
+    return write_partition
+
+
+def _maybe_crash(plan: BatchPlan, stage: str, token: WriteToken) -> None:
+    if not plan.crash_after:
+        return
+    if plan.crash_after in (f"{stage}:{token.batch_id}", f"{stage}:{token.batch_id}:{token.partition}"):
+        log.warning("crash_after %s: killing the job", plan.crash_after)
+        for pid in plan.crash_pids:
+            os.kill(pid, signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
