@@ -30,6 +30,7 @@ def main(job: JobDefinition, description: str) -> None:
     config = load_config(args.config)
     configure_logging(config.name, args.log_level)
     log = logging.getLogger(__name__)
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per gateway connection otherwise
     if config.metrics_port:
         start_http_server(config.metrics_port, addr="127.0.0.1")
     spark = build_session(config.name)

@@ -100,7 +100,6 @@ def key_counts(settings, namespace: str, table: Table) -> dict[str, int]:
     clickhouse_count = client.query(f"SELECT count() FROM {namespace}.{table.name} FINAL WHERE NOT _deleted").result_rows[0][0]
     cluster, session = connect(settings)
     try:
-        session.default_timeout = 120
         cassandra_count = session.execute(f"SELECT count(*) FROM {namespace}.{table.name}", timeout=120).one()[0]
     finally:
         cluster.shutdown()

@@ -84,3 +84,54 @@ def test_sigkill_after_some_sinks_then_restart_equals_an_uninterrupted_run(
 
     assert hourly(killed_config["namespace"]) == hourly(clean.namespace)
     assert sum(r[2] for r in hourly(clean.namespace)) == 3000
+
+
+def delta_commits(spark, settings, namespace: str, table: str) -> list[tuple[str, int]]:
+    """(txnAppId, txnVersion) of every commit in the table's Delta log."""
+    log = spark.read.json(f"s3a://{settings.s3.lake_bucket}/{namespace}/{table}/_delta_log/*.json")
+    if "txn" not in log.columns:
+        return []
+    return sorted((r.appId, r.version) for r in log.where("txn IS NOT NULL").select("txn.*").collect())
+
+
+def test_sigkill_after_some_partitions_then_restart_equals_an_uninterrupted_run(
+        spark, settings, kafka_bootstrap, registry_url, cassandra_settings, clickhouse_settings, unique, tmp_path):
+    topic = f"it.{unique}.eosp.orders"
+    produce_orders(kafka_bootstrap, registry_url, topic)
+    common = {"topic": topic, "max_offsets_per_trigger": 1000, "sink_partitions": 4,
+              "checkpoint_dir": str(tmp_path / "checkpoints")}
+
+    # A: killed once partition 1 of batch 1 wrote all of its sinks (partitions 0, 2, 3 may or may not
+    # have), then restarted without the fault.
+    killed_config = {"name": f"eosp-a-{unique}", "namespace": f"eosp_a_{unique}", **common}
+    killed = run_job_process({**killed_config, "crash_after": "partition:1:1"}, tmp_path, "killed")
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    commits_after_kill = delta_commits(spark, settings, killed_config["namespace"], "orders")
+    assert [v for _, v in commits_after_kill] == [0]  # batch 1 never committed to the lake
+    restarted = run_job_process(killed_config, tmp_path, "restarted")
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+
+    clean = JobConfig(name=f"eosp-b-{unique}", namespace=f"eosp_b_{unique}", **common)
+    JobRunner(orders.JOB, clean, settings, spark).run(available_now=True)
+
+    a = sink_contents.all_sinks(settings, killed_config["namespace"], ORDERS)
+    b = sink_contents.all_sinks(settings, clean.namespace, ORDERS)
+    assert len(b["postgres"]) > 300
+    for sink in ("lake", "clickhouse", "cassandra", "postgres"):
+        assert a[sink] == b[sink], f"{sink} differs after the kill and restart"
+    # The lake's history holds each batch's version once, and the same changes as the clean run.
+    commits = delta_commits(spark, settings, killed_config["namespace"], "orders")
+    versions = [v for _, v in commits]
+    assert versions == sorted(set(versions)) and versions[:3] == [0, 1, 2], commits  # each batch once
+    assert {app for app, _ in commits} == {killed_config["name"]}
+    changes_a = sorted((r["event_id"], r["_version"]) for r in sink_contents.lake_changes(settings, killed_config["namespace"], ORDERS))
+    changes_b = sorted((r["event_id"], r["_version"]) for r in sink_contents.lake_changes(settings, clean.namespace, ORDERS))
+    assert changes_a == changes_b and len(changes_a) == len(set(changes_a))
+    ch = clickhouse_connect.get_client(host=clickhouse_settings.host, port=clickhouse_settings.port)
+
+    def hourly(namespace):
+        return ch.query(f"SELECT customer_id, window_start, sum(events), round(sum(amount), 6) FROM "
+                        f"{namespace}.customer_hourly GROUP BY customer_id, window_start ORDER BY 1, 2").result_rows
+
+    assert hourly(killed_config["namespace"]) == hourly(clean.namespace)
+    assert sum(r[2] for r in hourly(clean.namespace)) == 3000
