@@ -1,16 +1,19 @@
-"""End-to-end throughput and latency of the orders job, against raw Kafka reads and raw ClickHouse inserts.
+"""End-to-end throughput and latency of the orders job, against raw reads and writes of the same data.
 
     python bench/streaming.py [--events N] [--rate R] [--seconds S]
 
-1. Throughput: N order events (each a new key, so every sink writes every row) wait in Kafka; the
-   job catches up with all four sinks, then again with ClickHouse + lake only (events / wall time
-   from the job's start, its start-up included; the JVM is warm by then). In the same run:
-   Spark reading the same records from Kafka (raw read) and clickhouse-connect inserting the same
-   rows as Arrow (raw write). Reported: events/s and pipeline / min(raw read, raw write).
-2. Latency: a producer process at a fixed R events/s for S seconds while the job runs with a 0.5 s trigger
-   (sinks: ClickHouse + lake unless --latency-sinks says otherwise);
-   latency = ClickHouse's ``_ingested_at`` - the event's produce time (its event_time), p50 / p95.
-Needs `make up`.
+1. Baselines, in the same run: Spark reading the N records from Kafka (raw read); each store's own
+   client writing the same rows at its best concurrency from two processes (the machine's cores):
+   clickhouse-connect Arrow inserts, cassandra-driver prepared statements in replica-grouped unlogged
+   batches, psycopg2 COPY + upsert (raw writes).
+2. Throughput: N order events (each a new key, so every sink writes every row) wait in Kafka; the
+   job catches up with all four sinks on ``local[2]`` and on ``local[1]``, then with ClickHouse +
+   lake on ``local[2]``. Each catch-up is a fresh job process (the catch-up_* modes of this script);
+   events / wall time from the job's start, its first (JIT-cold) batch included.
+3. Latency: a producer process at a fixed R events/s for S seconds while the job runs with a 0.5 s
+   trigger (sinks: all four unless --latency-sinks says otherwise); latency = ClickHouse's
+   ``_ingested_at`` - the event's produce time (its event_time), p50 / p95 / p99.
+Reported: events/s and ratios to the raw Kafka read and to the slowest raw sink write. Needs `make up`.
 """
 from __future__ import annotations
 
@@ -80,12 +83,99 @@ def job(name: str, topic: str, namespace: str, sinks: list[str], trigger: float 
     return JobRunner(orders.JOB, config, get_settings(), build_session("bench"))
 
 
-def catch_up(topic: str, events: int, sinks: list[str]) -> float:
+def catch_up(topic: str, events: int, sinks: list[str], master: str = "local[2]") -> dict:
+    """A fresh job process on ``master`` catching up on the topic; its events/s and per-stage seconds."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, KAPPA_SPARK__MASTER=master)
+    result = subprocess.run([sys.executable, __file__, "--catch-up", topic, "--events", str(events),
+                             "--latency-sinks", ",".join(sinks)], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"catch-up on {master} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _catch_up_here(topic: str, events: int, sinks: list[str]) -> dict:
+    import logging
+
+    from streaming.jobs import runner as runner_module
+
+    timings: dict[str, float] = {}
+
+    class Stages(logging.Handler):
+        def emit(self, record):  # the job's per-batch line carries the summed partition seconds
+            if record.msg.startswith("batch %d:"):
+                for stage, seconds in record.args[-1].items():
+                    timings[stage] = timings.get(stage, 0.0) + seconds
+
+    runner_module.log.addHandler(Stages())
+    runner_module.log.setLevel(logging.INFO)
     tag = uuid.uuid4().hex[:8]
     runner = job(f"bench-{tag}", topic, f"bench_{tag}", sinks)
     started = time.perf_counter()
     runner.run(available_now=True)
-    return events / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return {"per_s": events / elapsed, "seconds": round(elapsed, 1),
+            "partition_seconds": {k: round(v, 1) for k, v in timings.items()}}
+
+
+def _orders_rows(count: int):
+    """``count`` orders rows shaped like the serving table, as Arrow (no Spark)."""
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+
+    now = datetime.now(timezone.utc)
+    ids = pa.array(range(count), pa.int64())
+    strings = pa.array([str(i) for i in range(count)])
+    return pa.table({"order_id": ids, "customer_id": pa.array([i % 1000 for i in range(count)], pa.int64()),
+                     "status": pa.array(["PAID"] * count), "amount": pa.array([1.5] * count),
+                     "currency": pa.array(["EUR"] * count), "channel": pa.nulls(count, pa.string()),
+                     "customer_segment": pa.nulls(count, pa.string()), "customer_country": pa.nulls(count, pa.string()),
+                     "updated_at": pa.array([now] * count, pa.timestamp("us", "UTC")), "event_id": strings,
+                     "event_time": pa.array([now] * count, pa.timestamp("us", "UTC")), "_version": ids,
+                     "_deleted": pa.array([False] * count)})
+
+
+def _raw_store_write(store: str, namespace: str, start: int, count: int, concurrency: int) -> float:
+    """One process's share of a raw write (its own process: the clients are Python)."""
+    from streaming.sinks.base import WriteToken
+    from streaming.sinks.cassandra import CassandraSink
+    from streaming.sinks.postgres import PostgresSink
+    from streaming.tables import ORDERS
+
+    settings = get_settings()
+    rows = _orders_rows(start + count).slice(start, count)
+    sink = CassandraSink(settings, namespace, concurrency=concurrency) if store == "cassandra" else \
+        PostgresSink(settings, namespace)
+    sink.write(rows.slice(0, 100), ORDERS, WriteToken("raw", 0, start))  # connect, prepare
+    started = time.perf_counter()
+    for offset in range(0, count, 50_000):
+        sink.write(rows.slice(offset, 50_000), ORDERS, WriteToken("raw", 1, start + offset))
+    elapsed = time.perf_counter() - started
+    sink.close()
+    return elapsed
+
+
+def raw_store_write(store: str, rows: int) -> float:
+    """Rows/s of ``store``'s own client from two processes, at its best concurrency among a few."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from streaming import migrations
+
+    settings = get_settings()
+    best = 0.0
+    for concurrency in ((16, 48, 128) if store == "cassandra" else (1,)):
+        namespace = f"bench_raw_{uuid.uuid4().hex[:8]}"
+        getattr(migrations, store)(settings, namespace)
+        half = rows // 2
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            started = time.perf_counter()
+            list(pool.map(_raw_store_write, [store, store], [namespace, namespace], [0, half], [half, half],
+                          [concurrency, concurrency]))
+            best = max(best, rows / (time.perf_counter() - started))
+    return best
 
 
 def raw_read(topic: str, events: int) -> float:
@@ -192,12 +282,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=int, default=30)
-    parser.add_argument("--latency-sinks", default="lake,clickhouse",
-                        help="sinks of the latency run (all four cannot keep up with 10K/s on 2 cores)")
+    parser.add_argument("--latency-sinks", default="lake,clickhouse,cassandra,postgres",
+                        help="sinks of the latency run (and of a --catch-up)")
+    parser.add_argument("--raw-rows", type=int, default=200_000, help="rows of each raw store write")
     parser.add_argument("--only-latency", action="store_true")
+    parser.add_argument("--catch-up", metavar="TOPIC", help=argparse.SUPPRESS)  # one catch-up, in this process
     args = parser.parse_args()
+    sinks = args.latency_sinks.split(",")
+    if args.catch_up:
+        print(json.dumps(_catch_up_here(args.catch_up, args.events, sinks)))
+        return
     if args.only_latency:
-        print(json.dumps(latency(args.rate, args.seconds, args.latency_sinks.split(","))))
+        print(json.dumps(latency(args.rate, args.seconds, sinks)))
         return
     topic = f"bench.{uuid.uuid4().hex[:8]}.orders"
     producer = OrderProducer(topic)
@@ -205,21 +301,33 @@ def main() -> None:
     producer.flush()
     raw_read(topic, args.events)  # warm-up: the first Spark job of a session pays for JIT and planning
     read = raw_read(topic, args.events)
-    write = raw_write(topic, args.events)
-    all_four = catch_up(topic, args.events, ["lake", "clickhouse", "cassandra", "postgres"])
-    two = catch_up(topic, args.events, ["lake", "clickhouse"])
-    floor = min(read, write)
+    writes = {"clickhouse": raw_write(topic, args.events), "cassandra": raw_store_write("cassandra", args.raw_rows),
+              "postgres": raw_store_write("postgres", args.raw_rows)}
+    slowest = min(writes.values())
+    four = ["lake", "clickhouse", "cassandra", "postgres"]
+    all_four = catch_up(topic, args.events, four, "local[2]")
+    one_core = catch_up(topic, args.events, four, "local[1]")
+    two = catch_up(topic, args.events, ["lake", "clickhouse"], "local[2]")
     results = {
-        "events": args.events,
-        "raw_kafka_read_per_s": round(read), "raw_clickhouse_insert_per_s": round(write),
-        "pipeline_all_four_sinks_per_s": round(all_four), "ratio_all_four": round(all_four / floor, 3),
-        "pipeline_clickhouse_lake_per_s": round(two), "ratio_clickhouse_lake": round(two / floor, 3),
-        "latency": latency(args.rate, args.seconds, args.latency_sinks.split(",")),
+        "events": args.events, "raw_kafka_read_per_s": round(read),
+        "raw_write_per_s": {k: round(v) for k, v in writes.items()},
+        "all_four_local2": all_four, "all_four_local1": one_core, "clickhouse_lake_local2": two,
+        "ratio_all_four_to_read": round(all_four["per_s"] / read, 3),
+        "ratio_all_four_to_slowest_write": round(all_four["per_s"] / slowest, 3),
+        "scaling_local1_to_local2": round(all_four["per_s"] / one_core["per_s"], 2),
+        "ratio_clickhouse_lake_to_read": round(two["per_s"] / min(read, writes["clickhouse"]), 3),
+        "latency": latency(args.rate, args.seconds, sinks),
     }
-    print(f"raw Kafka read (Spark)        {read:>10,.0f} events/s")
-    print(f"raw ClickHouse insert (Arrow) {write:>10,.0f} events/s")
-    print(f"pipeline, all four sinks      {all_four:>10,.0f} events/s   ratio {all_four / floor:.3f}")
-    print(f"pipeline, ClickHouse + lake   {two:>10,.0f} events/s   ratio {two / floor:.3f}")
+    print(f"raw Kafka read (Spark)            {read:>10,.0f} events/s")
+    for store, rate in writes.items():
+        print(f"raw {store:<10} write (own client) {rate:>10,.0f} rows/s")
+    print(f"all four sinks, local[2]          {all_four['per_s']:>10,.0f} events/s   ratio to read "
+          f"{results['ratio_all_four_to_read']:.3f}, to the slowest raw write {results['ratio_all_four_to_slowest_write']:.2f}")
+    print(f"all four sinks, local[1]          {one_core['per_s']:>10,.0f} events/s   local[2] / local[1] "
+          f"{results['scaling_local1_to_local2']:.2f}")
+    print(f"ClickHouse + lake, local[2]       {two['per_s']:>10,.0f} events/s   ratio "
+          f"{results['ratio_clickhouse_lake_to_read']:.3f}")
+    print(f"partition seconds (summed), all four, local[2]: {all_four['partition_seconds']}")
     lat = results["latency"]
     print(f"latency into {'+'.join(lat['sinks'])} at {lat['rate']:,}/s for {lat['seconds']}s: p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, "
           f"p99 {lat['p99_ms']} ms ({lat['visible']}/{lat['produced']} visible)")

@@ -16,6 +16,10 @@ from urllib.parse import urlsplit
 from settings import Settings
 
 _SINK_UNAVAILABLE = re.compile(r"SinkUnavailable: (.+)")
+# "Caused by: org.postgresql.util.PSQLException: FATAL: ..." / "psycopg2.OperationalError: ..."
+_EXCEPTION_LINE = re.compile(r"^\s*(?:Caused by: )?([A-Za-z_][\w.$]*(?:Exception|Error)): (.+)$")
+_WRAPPERS = ("org.apache.spark.", "py4j.", "pyspark.", "java.util.concurrent.", "StreamingQueryException",
+             "Py4JJavaError", "java.lang.reflect.")
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,13 @@ def describe(failure: BaseException, batch_id: int | None, servers: list[Endpoin
     elif isinstance(failure, ServerUnavailable):
         what = text
     else:
-        first = next((line.strip() for line in text.splitlines() if line.strip()), type(failure).__name__)
-        what = f"{type(failure).__name__}: {first[:300]}"
+        causes = [m for m in (_EXCEPTION_LINE.match(line) for line in text.splitlines())
+                  if m and not m.group(1).startswith(_WRAPPERS)]
+        if causes:  # the deepest cause that is not Spark's own wrapping
+            what = f"{causes[-1].group(1)}: {causes[-1].group(2).strip()[:300]}"
+        else:
+            first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+            what = f"{type(failure).__name__}: {first[:300]}"
     down = [f"{s.name} at {s.address} ({s.setting})" for s in servers if not s.reachable()]
-    batch = f"batch {batch_id}" if batch_id is not None else "start-up"
+    batch = f"batch {batch_id}" if batch_id is not None else "the query"
     return f"{batch} failed: {what}" + (f"; not answering now: {', '.join(down)}" if down else "")

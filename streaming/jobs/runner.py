@@ -13,7 +13,7 @@ Batch replay calls :func:`prepare` on a bounded read and the same writer per chu
 
 Failures: a sink retries inside the task (``sink_retry_*``); when that is spent the batch fails,
 and the job restarts the query from its checkpoint after ``restart_backoff_s`` (doubling up to a
-minute), at most ``max_restarts`` times in a row without a batch succeeding; then it exits with
+``max_restart_backoff_s``), at most ``max_restarts`` times in a row without a batch succeeding; then it exits with
 status 1 for its supervisor. SIGTERM lets the batch in flight finish, then stops with status 0.
 """
 from __future__ import annotations
@@ -47,7 +47,6 @@ from streaming.transforms import dedupe
 from streaming.transforms.validate import ERROR
 
 log = logging.getLogger(__name__)
-SINK_ORDER = SINKS
 
 
 class JobConfig(BaseModel):
@@ -69,7 +68,8 @@ class JobConfig(BaseModel):
     sink_retry_backoff_s: float = 0.5          # first wait; doubles up to sink_retry_max_backoff_s
     sink_retry_max_backoff_s: float = 8.0
     max_restarts: int = 10                     # query restarts in a row without a good batch, then exit 1
-    restart_backoff_s: float = 5.0             # first wait before a restart; doubles up to 60 s
+    restart_backoff_s: float = 5.0             # first wait before a restart; doubles up to max_restart_backoff_s
+    max_restart_backoff_s: float = 60.0
     reference_refresh_s: float = 300.0         # how often reference data (dimensions) is re-read
     metrics_port: int = 0
     # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
@@ -348,12 +348,12 @@ class JobRunner:
                         extra_ids = sorted(set(extra_ids) | set(self._unknown.ids))
                         continue
                     restarts = 1 if self._good_batches > good_before else restarts + 1
-                    reason = failures.describe(exc, self._batch_id, self.servers)
+                    reason = failures.describe(exc, self._failed_batch(), self.servers)
                     if restarts > self.config.max_restarts:
                         log.error("%s. Giving up after %d restarts in a row (max_restarts): the job exits with "
                                   "status 1 for its supervisor to restart it", reason, self.config.max_restarts)
                         raise JobFailed(reason) from None
-                    wait = min(60.0, self.config.restart_backoff_s * 2 ** (restarts - 1))
+                    wait = min(self.config.max_restart_backoff_s, self.config.restart_backoff_s * 2 ** (restarts - 1))
                     log.error("%s. Restarting the query from its checkpoint in %.0f s (restart %d of %d); "
                               "nothing is lost or written twice", reason, wait, restarts, self.config.max_restarts)
                     self._stop.wait(wait)
@@ -361,6 +361,13 @@ class JobRunner:
             if self._query is not None and self._query.isActive:
                 self._query.stop()
             self._release_reference()
+
+    def _failed_batch(self) -> int | None:
+        """The batch that was running when the query failed (None: it failed before its first batch)."""
+        if self._batch_id is not None:
+            return self._batch_id
+        progress = self._query.lastProgress if self._query is not None else None
+        return progress["batchId"] + 1 if progress else None
 
     def stop(self) -> None:
         """Ask the job to stop after the batch in flight (safe from a signal handler)."""

@@ -37,7 +37,7 @@ def latest_per_key(df: DataFrame, keys: list[str], order: list[str] | None = Non
 
 
 def latest_per_key_arrow(table: pa.Table, keys: list[str], order: list[str] | None = None) -> pa.Table:
-    """:func:`latest_per_key` for a batch already collected as Arrow (no second Spark job).
+    """:func:`latest_per_key` for one partition of a batch as Arrow, on its executor (keys never span partitions).
 
     Rows keep their order. A batch where every key occurs once (the common case) is returned as is.
     """

@@ -19,7 +19,7 @@ def windowed_totals(df: DataFrame, key: str, amount: str, time: str, window: str
 
 
 def hourly_totals_arrow(table: pa.Table, key: str, amount: str, time: str) -> pa.Table:
-    """:func:`windowed_totals` over one hour, for a batch already collected as Arrow."""
+    """:func:`windowed_totals` over one hour, for one partition's changes as Arrow (on its executor)."""
     if table.num_rows == 0:
         return pa.table({key: pa.array([], pa.int64()), "window_start": pa.array([], pa.timestamp("us", "UTC")),
                          "events": pa.array([], pa.uint64()), "amount": pa.array([], pa.float64())})

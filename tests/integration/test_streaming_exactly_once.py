@@ -39,6 +39,16 @@ def produce_orders(bootstrap, registry_url, topic, count=3000):
     assert producer.flush(60) == 0
 
 
+def lake_changes(settings, namespace: str) -> list[tuple]:
+    return sorted((r["event_id"], r["_version"]) for r in sink_contents.lake_changes(settings, namespace, ORDERS))
+
+
+def hourly(clickhouse_settings, namespace: str) -> list[tuple]:
+    ch = clickhouse_connect.get_client(host=clickhouse_settings.host, port=clickhouse_settings.port)
+    return ch.query(f"SELECT customer_id, window_start, sum(events), round(sum(amount), 6) FROM "
+                    f"{namespace}.customer_hourly GROUP BY customer_id, window_start ORDER BY 1, 2").result_rows
+
+
 def run_job_process(config: dict, tmp_path: Path, log_name: str) -> subprocess.CompletedProcess:
     path = tmp_path / f"{log_name}.toml"
     write_toml(path, config)
@@ -72,18 +82,11 @@ def test_sigkill_after_some_sinks_then_restart_equals_an_uninterrupted_run(
     for sink in ("lake", "clickhouse", "cassandra", "postgres"):
         assert a[sink] == b[sink], f"{sink} differs after the kill and restart"
     # Every change once in the lake (batch 2 rewrote its own objects, nothing more).
-    changes_a = sorted((r["event_id"], r["_version"]) for r in sink_contents.lake_changes(settings, killed_config["namespace"], ORDERS))
-    changes_b = sorted((r["event_id"], r["_version"]) for r in sink_contents.lake_changes(settings, clean.namespace, ORDERS))
-    assert changes_a == changes_b and len(changes_a) == len(set(changes_a))
+    changes_a = lake_changes(settings, killed_config["namespace"])
+    assert changes_a == lake_changes(settings, clean.namespace) and len(changes_a) == len(set(changes_a))
     # Summed features count batch 2 once: ClickHouse dropped its replayed insert by token.
-    ch = clickhouse_connect.get_client(host=clickhouse_settings.host, port=clickhouse_settings.port)
-
-    def hourly(namespace):
-        return ch.query(f"SELECT customer_id, window_start, sum(events), round(sum(amount), 6) FROM "
-                        f"{namespace}.customer_hourly GROUP BY customer_id, window_start ORDER BY 1, 2").result_rows
-
-    assert hourly(killed_config["namespace"]) == hourly(clean.namespace)
-    assert sum(r[2] for r in hourly(clean.namespace)) == 3000
+    assert hourly(clickhouse_settings, killed_config["namespace"]) == hourly(clickhouse_settings, clean.namespace)
+    assert sum(r[2] for r in hourly(clickhouse_settings, clean.namespace)) == 3000
 
 
 def delta_commits(spark, settings, namespace: str, table: str) -> list[tuple[str, int]]:
@@ -124,14 +127,7 @@ def test_sigkill_after_some_partitions_then_restart_equals_an_uninterrupted_run(
     versions = [v for _, v in commits]
     assert versions == sorted(set(versions)) and versions[:3] == [0, 1, 2], commits  # each batch once
     assert {app for app, _ in commits} == {killed_config["name"]}
-    changes_a = sorted((r["event_id"], r["_version"]) for r in sink_contents.lake_changes(settings, killed_config["namespace"], ORDERS))
-    changes_b = sorted((r["event_id"], r["_version"]) for r in sink_contents.lake_changes(settings, clean.namespace, ORDERS))
-    assert changes_a == changes_b and len(changes_a) == len(set(changes_a))
-    ch = clickhouse_connect.get_client(host=clickhouse_settings.host, port=clickhouse_settings.port)
-
-    def hourly(namespace):
-        return ch.query(f"SELECT customer_id, window_start, sum(events), round(sum(amount), 6) FROM "
-                        f"{namespace}.customer_hourly GROUP BY customer_id, window_start ORDER BY 1, 2").result_rows
-
-    assert hourly(killed_config["namespace"]) == hourly(clean.namespace)
-    assert sum(r[2] for r in hourly(clean.namespace)) == 3000
+    changes_a = lake_changes(settings, killed_config["namespace"])
+    assert changes_a == lake_changes(settings, clean.namespace) and len(changes_a) == len(set(changes_a))
+    assert hourly(clickhouse_settings, killed_config["namespace"]) == hourly(clickhouse_settings, clean.namespace)
+    assert sum(r[2] for r in hourly(clickhouse_settings, clean.namespace)) == 3000
