@@ -8,8 +8,8 @@
    batches, psycopg2 COPY + upsert (raw writes).
 2. Throughput: N order events (each a new key, so every sink writes every row) wait in Kafka; the
    job catches up with all four sinks on ``local[2]`` and on ``local[1]``, then with ClickHouse +
-   lake on ``local[2]``. Each catch-up is a fresh job process (the catch-up_* modes of this script);
-   events / wall time from the job's start, its first (JIT-cold) batch included.
+   lake on ``local[2]``. Each catch-up is a fresh job process (``--catch-up``) that first catches up
+   on a 50K-event warm-up topic, so the JVM is warm; events / wall time from the job's start.
 3. Latency: a producer process at a fixed R events/s for S seconds while the job runs with a 0.5 s
    trigger (sinks: all four unless --latency-sinks says otherwise); latency = ClickHouse's
    ``_ingested_at`` - the event's produce time (its event_time), p50 / p95 / p99.
@@ -83,20 +83,22 @@ def job(name: str, topic: str, namespace: str, sinks: list[str], trigger: float 
     return JobRunner(orders.JOB, config, get_settings(), build_session("bench"))
 
 
-def catch_up(topic: str, events: int, sinks: list[str], master: str = "local[2]") -> dict:
-    """A fresh job process on ``master`` catching up on the topic; its events/s and per-stage seconds."""
+def catch_up(topic: str, events: int, sinks: list[str], master: str = "local[2]", warm_up: str | None = None) -> dict:
+    """A fresh job process on ``master`` catching up on the topic (after one on ``warm_up``, so the
+    JVM has compiled the hot paths); its events/s and per-stage seconds."""
     import os
     import subprocess
 
     env = dict(os.environ, KAPPA_SPARK__MASTER=master)
     result = subprocess.run([sys.executable, __file__, "--catch-up", topic, "--events", str(events),
-                             "--latency-sinks", ",".join(sinks)], env=env, capture_output=True, text=True)
+                             "--latency-sinks", ",".join(sinks), *(["--warm-up", warm_up] if warm_up else [])],
+                            env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"catch-up on {master} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _catch_up_here(topic: str, events: int, sinks: list[str]) -> dict:
+def _catch_up_here(topic: str, events: int, sinks: list[str], warm_up: str | None = None) -> dict:
     import logging
 
     from streaming.jobs import runner as runner_module
@@ -109,6 +111,10 @@ def _catch_up_here(topic: str, events: int, sinks: list[str]) -> dict:
                 for stage, seconds in record.args[-1].items():
                     timings[stage] = timings.get(stage, 0.0) + seconds
 
+    logging.basicConfig(level=logging.WARNING)  # a failing or restarting job says why on stderr
+    if warm_up:
+        tag = uuid.uuid4().hex[:8]
+        job(f"bench-warm-{tag}", warm_up, f"bench_warm_{tag}", sinks).run(available_now=True)
     runner_module.log.addHandler(Stages())
     runner_module.log.setLevel(logging.INFO)
     tag = uuid.uuid4().hex[:8]
@@ -287,10 +293,11 @@ def main() -> None:
     parser.add_argument("--raw-rows", type=int, default=200_000, help="rows of each raw store write")
     parser.add_argument("--only-latency", action="store_true")
     parser.add_argument("--catch-up", metavar="TOPIC", help=argparse.SUPPRESS)  # one catch-up, in this process
+    parser.add_argument("--warm-up", metavar="TOPIC", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sinks = args.latency_sinks.split(",")
     if args.catch_up:
-        print(json.dumps(_catch_up_here(args.catch_up, args.events, sinks)))
+        print(json.dumps(_catch_up_here(args.catch_up, args.events, sinks, args.warm_up)))
         return
     if args.only_latency:
         print(json.dumps(latency(args.rate, args.seconds, sinks)))
@@ -299,15 +306,19 @@ def main() -> None:
     producer = OrderProducer(topic)
     producer.send(args.events)
     producer.flush()
+    warm = f"bench.{uuid.uuid4().hex[:8]}.warmup"  # each catch-up process first runs on this
+    warm_producer = OrderProducer(warm, first_id=10_000_000)
+    warm_producer.send(50_000)
+    warm_producer.flush()
     raw_read(topic, args.events)  # warm-up: the first Spark job of a session pays for JIT and planning
     read = raw_read(topic, args.events)
     writes = {"clickhouse": raw_write(topic, args.events), "cassandra": raw_store_write("cassandra", args.raw_rows),
               "postgres": raw_store_write("postgres", args.raw_rows)}
     slowest = min(writes.values())
     four = ["lake", "clickhouse", "cassandra", "postgres"]
-    all_four = catch_up(topic, args.events, four, "local[2]")
-    one_core = catch_up(topic, args.events, four, "local[1]")
-    two = catch_up(topic, args.events, ["lake", "clickhouse"], "local[2]")
+    all_four = catch_up(topic, args.events, four, "local[2]", warm)
+    one_core = catch_up(topic, args.events, four, "local[1]", warm)
+    two = catch_up(topic, args.events, ["lake", "clickhouse"], "local[2]", warm)
     results = {
         "events": args.events, "raw_kafka_read_per_s": round(read),
         "raw_write_per_s": {k: round(v) for k, v in writes.items()},

@@ -247,10 +247,11 @@ class JobRunner:
             raise failures.ServerUnavailable(registry, f"reading the writer schemas of {self.config.topic}", exc) from exc
 
     def _prepare_stores(self) -> None:
-        """Serving tables (migrations) and the lake table, once per run."""
+        """The serving tables of the job's stores (migrations), once per run. PostgreSQL also when the
+        job reads reference data: its dimensions (e.g. ``customers_current``) live there."""
         if self._migrated:
             return
-        if "postgres" in self.config.sinks:
+        if "postgres" in self.config.sinks or self.job.reference:
             migrations.postgres(self.settings, self.config.namespace)
         if "clickhouse" in self.config.sinks:
             migrations.clickhouse(self.settings, self.config.namespace)
