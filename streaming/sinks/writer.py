@@ -98,9 +98,6 @@ class BatchWriter:
     """Writes batches of one job's table; created once per query (it owns the stats accumulator)."""
 
     def __init__(self, spark: SparkSession, plan: BatchPlan, partitions: int) -> None:
-        unknown = set(plan.sinks) - set(PARTITION_SINKS)
-        if unknown:
-            raise ValueError(f"job {plan.query}: unknown sinks {sorted(unknown)} (config 'sinks'); known: {SINKS}")
         self.spark, self.plan, self.partitions = spark, plan, partitions
         self.location = lake.ensure_table(spark, plan.settings, plan.namespace, plan.spec) if plan.lake else None
         self._totals = spark.sparkContext.accumulator({}, _Totals())
@@ -135,19 +132,24 @@ class BatchWriter:
 _open_sinks: dict[tuple, Sink] = {}  # per Python worker, reused by every task it runs
 
 
-def _sink(plan: BatchPlan, name: str) -> Sink:
-    key = (name, plan.settings.model_dump_json(), plan.namespace, plan.topic)
-    if key not in _open_sinks:
-        from streaming.sinks.cassandra import CassandraSink
-        from streaming.sinks.clickhouse import ClickHouseSink
-        from streaming.sinks.postgres import PostgresSink
+def _sinks(plan: BatchPlan) -> dict[str, Sink]:
+    """This worker's open clients for the plan's sinks and its dead-letter topic."""
+    from streaming.sinks.cassandra import CassandraSink
+    from streaming.sinks.clickhouse import ClickHouseSink
+    from streaming.sinks.postgres import PostgresSink
 
-        makers = {"clickhouse": lambda: ClickHouseSink(plan.settings, plan.namespace),
-                  "cassandra": lambda: CassandraSink(plan.settings, plan.namespace),
-                  "postgres": lambda: PostgresSink(plan.settings, plan.namespace),
-                  "dlq": lambda: DeadLetterSink(plan.settings, plan.topic)}
-        _open_sinks[key] = makers[name]()
-    return _open_sinks[key]
+    makers = {"clickhouse": lambda: ClickHouseSink(plan.settings, plan.namespace),
+              "cassandra": lambda: CassandraSink(plan.settings, plan.namespace),
+              "postgres": lambda: PostgresSink(plan.settings, plan.namespace),
+              "dlq": lambda: DeadLetterSink(plan.settings, plan.topic)}
+    endpoints = plan.settings.model_dump_json()
+    opened = {}
+    for name in (*plan.sinks, "dlq"):
+        key = (name, endpoints, plan.namespace, plan.topic)
+        if key not in _open_sinks:
+            _open_sinks[key] = makers[name]()
+        opened[name] = _open_sinks[key]
+    return opened
 
 
 def _partition_writer(plan: BatchPlan, batch_id: int, totals) -> Callable[[Iterator[pa.RecordBatch]],
@@ -171,19 +173,19 @@ def _partition_writer(plan: BatchPlan, batch_id: int, totals) -> Callable[[Itera
             clock = now
             _maybe_crash(plan, stage, token)
 
+        sinks = _sinks(plan)
         accepted = pc.is_null(everything[ERROR])
         rejected = everything.filter(pc.invert(accepted))
         if rejected.num_rows:
-            dlq = _sink(plan, "dlq")
-            dlq.write_with_retries(rejected, None, token, plan.retry, table=dlq.topic)
+            sinks["dlq"].write_with_retries(rejected, None, token, plan.retry, table=sinks["dlq"].topic)
         every_change = everything.filter(accepted).select(spec.all_columns)
         latest = changes.latest_per_key_arrow(every_change, list(spec.key), list(plan.tie_break))
         lap("dlq")
         for name in plan.sinks:
-            _sink(plan, name).write_with_retries(latest, spec, token, plan.retry)
+            sinks[name].write_with_retries(latest, spec, token, plan.retry)
             lap(name)
         if plan.extra is not None:
-            plan.extra(every_change, PartitionContext({n: _sink(plan, n) for n in plan.sinks}, token, plan.retry,
+            plan.extra(every_change, PartitionContext({n: sinks[n] for n in plan.sinks}, token, plan.retry,
                                                       plan.namespace))
             lap("extra")
         _maybe_crash(plan, "partition", token)
