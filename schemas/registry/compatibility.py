@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
+import avro.name
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
@@ -15,19 +17,28 @@ class InvalidSchema(ValueError):
     """The text is not a valid Avro schema."""
 
 
-def parse(schema_str: str) -> avro.schema.Schema:
+def parse(schema_str: str, references: Sequence[str] = ()) -> avro.schema.Schema:
+    """The schema, its named types resolved against ``references`` (the referenced schemas' texts,
+    each after the ones it references itself), as a schema reference in Confluent's registry is."""
+    names = avro.name.Names()
     try:
-        return avro.schema.parse(schema_str)
+        for referenced in references:
+            avro.schema.make_avsc_object(json.loads(referenced), names)
+        return avro.schema.make_avsc_object(json.loads(schema_str), names)
     except (avro.errors.SchemaParseException, json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise InvalidSchema(f"Invalid Avro schema: {exc}") from exc
+        raise InvalidSchema(f"Invalid schema: {exc}") from exc
 
 
-def canonical(schema_str: str) -> str:
+def canonical(schema_str: str, references: Sequence[str] = ()) -> str:
     """The text two registrations must share to be the same schema (and get the same id).
 
     Whitespace and key order do not matter; docs, defaults and aliases do, as in Confluent's registry.
     """
-    return json.dumps(json.loads(str(parse(schema_str))), sort_keys=True, separators=(",", ":"))
+    return json.dumps(json.loads(str(parse(schema_str, references))), sort_keys=True, separators=(",", ":"))
+
+
+def _schema(schema: "str | avro.schema.Schema") -> avro.schema.Schema:
+    return schema if isinstance(schema, avro.schema.Schema) else parse(schema)
 
 
 def _read_problems(reader: avro.schema.Schema, writer: avro.schema.Schema, direction: str) -> list[str]:
@@ -46,7 +57,8 @@ def _describe(message: str) -> str:
     return message if " " in message else f"field '{message}' has no default value"
 
 
-def check(new_schema: str, existing: list[str], level: str) -> list[str]:
+def check(new_schema: "str | avro.schema.Schema", existing: "Sequence[str | avro.schema.Schema]",
+          level: str) -> list[str]:
     """Why ``new_schema`` may not follow ``existing`` (oldest first) under ``level``; [] if it may.
 
     BACKWARD: the new schema reads data written with the latest one (consumers upgrade first).
@@ -58,11 +70,11 @@ def check(new_schema: str, existing: list[str], level: str) -> list[str]:
         raise ValueError(f"unknown compatibility level {level}; one of {', '.join(LEVELS)}")
     if level == "NONE" or not existing:
         return []
-    new = parse(new_schema)
+    new = _schema(new_schema)
     against = existing if level.endswith("_TRANSITIVE") else existing[-1:]
     problems: list[str] = []
     for index, old_str in enumerate(against):
-        old = parse(old_str)
+        old = _schema(old_str)
         label = "latest version" if len(against) == 1 else f"version #{index + 1}"
         if level.startswith(("BACKWARD", "FULL")):
             problems += [f"{p} (new schema reading data of the {label})"

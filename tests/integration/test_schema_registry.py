@@ -75,6 +75,12 @@ def test_registry_state_is_rebuilt_from_its_topic(kafka_bootstrap, unique):
     same = first.register("other-value", V1)
     first.set_compatibility_level("orders-value", "FULL")
     first.delete_version("other-value", "1", permanent=False)
+    line = json.dumps({"type": "record", "name": "Line", "namespace": "shop", "fields": [
+        {"name": "order", "type": "shop.Order"}, {"name": "qty", "type": "int"}]})
+    with_ref = first.register("lines-value", line, references=[{"name": "shop.Order", "subject": "orders-value",
+                                                                "version": 1}], metadata={"properties": {"o": "x"}})
+    first.set_mode("lines-value", "READONLY")
+    first.set_config("orders-value", {"compatibilityGroup": "major"})
     first.close()
 
     second = Store(kafka_bootstrap, topic)
@@ -82,6 +88,12 @@ def test_registry_state_is_rebuilt_from_its_topic(kafka_bootstrap, unique):
     assert same.id == a.id  # one id per distinct schema, across subjects
     assert [v.id for v in second.versions("orders-value")] == [a.id, b.id]
     assert second.compatibility_level("orders-value") == "FULL"
-    assert second.subjects() == ["orders-value"]
-    assert second.subjects(include_deleted=True) == ["orders-value", "other-value"]
+    assert second.subjects() == ["lines-value", "orders-value"]
+    assert second.subjects(include_deleted=True) == ["lines-value", "orders-value", "other-value"]
     assert second.register("orders-value", V2).version == 2  # idempotent re-registration
+    restored = second.version("lines-value", 1)
+    assert (restored.id, restored.guid, restored.references, restored.metadata) == \
+        (with_ref.id, with_ref.guid, with_ref.references, {"properties": {"o": "x"}})
+    assert second.referenced_by("orders-value", 1) == [with_ref.id]
+    assert second.mode("lines-value") == "READONLY"
+    assert second.config("orders-value") == {"compatibilityLevel": "FULL", "compatibilityGroup": "major"}
