@@ -103,10 +103,18 @@ def test_references_through_the_async_client(url):
         framed = await serialize({"id": 1, "home": {"city": "Oslo"}}, ctx)
         deserialize = await AsyncAvroDeserializer(AsyncSchemaRegistryClient({"url": url}))
         decoded = await deserialize(framed, ctx)
+        slashed = fresh("async/path") + "/x"
+        await client.register_schema(slashed, Schema(PLAIN, "AVRO"))
+        slashed_versions = await client.get_versions(slashed)
+        try:
+            await client.get_version(fresh("missing"), 1)
+        except SchemaRegistryError as exc:
+            missing = exc.error_code
         return customer_id, framed, decoded, await client.get_referenced_by(address, 1), \
-            await client.get_contexts(), await client.get_global_mode()
+            await client.get_contexts(), await client.get_global_mode(), slashed_versions, missing
 
-    customer_id, framed, decoded, referenced_by, contexts, mode = asyncio.run(scenario())
+    customer_id, framed, decoded, referenced_by, contexts, mode, slashed_versions, missing = asyncio.run(scenario())
+    assert slashed_versions == [1] and missing == 40401
     assert int.from_bytes(framed[1:5], "big") == customer_id
     assert decoded == {"id": 1, "home": {"city": "Oslo"}}
     assert referenced_by == [customer_id]
