@@ -22,7 +22,6 @@ from schemas.registry.store import InvalidSchema, RegistryError, SchemaNotFound,
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 REQUESTS = Counter("schema_registry_requests_total", "REST requests", ["method", "status"])
 REGISTRATIONS = Counter("schema_registry_registrations_total", "POST /subjects/{subject}/versions outcomes", ["outcome"])
-HTTP_REASONS = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 415: "Unsupported Media Type"}
 DEFAULT_CONTEXT = ":.:"  # a subject in the default context may carry it as a prefix
 
 
@@ -107,8 +106,7 @@ def create_app(store: Store) -> ASGIApp:
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> Response:  # unknown route or method
-        reason = HTTP_REASONS.get(exc.status_code, str(exc.detail))
-        return RegistryJSON({"error_code": exc.status_code, "message": f"HTTP {exc.status_code} {reason}"},
+        return RegistryJSON({"error_code": exc.status_code, "message": f"HTTP {exc.status_code} {exc.detail}"},
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

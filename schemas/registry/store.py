@@ -128,6 +128,7 @@ class SchemaVersion:
     metadata: dict | None = None
     rule_set: dict | None = None
     guid: str = ""
+    identity: str = field(default="", repr=False)  # see Store._identity; set when the version is applied
 
     def schema_api(self) -> dict:
         """The schema as ``GET /schemas/ids/{id}`` and ``/schemas/guids/{guid}`` show it."""
@@ -270,6 +271,7 @@ class Store:
                     identity = self._identity(entry.schema, entry.references, entry.metadata, entry.rule_set)
                 except RegistryError:  # compaction can replay a version before one it references
                     identity = json.dumps([entry.schema, entry.references, entry.metadata, entry.rule_set])
+                entry.identity = identity
                 entry.guid = value.get("guid") or str(uuid.uuid5(_GUIDS, identity))
                 versions.append(entry)
                 versions.sort(key=lambda v: v.version)
@@ -441,9 +443,6 @@ class Store:
             self._write({"keytype": "CONFIG", "subject": subject, "magic": 0}, None)
             return old
 
-    def delete_compatibility_level(self, subject: str) -> str:
-        return self.delete_config(subject)["compatibilityLevel"]
-
     def mode(self, subject: str | None = None, default_to_global: bool = True) -> str:
         with self._lock:
             if subject is not None and subject in self._mode:
@@ -512,8 +511,7 @@ class Store:
             references = self._normal_references(references)
             identity = self._identity(schema_str, references, metadata, rule_set)
             for entry in self._versions.get(subject, []):
-                if not entry.deleted and self._identity(entry.schema, entry.references, entry.metadata,
-                                                        entry.rule_set) == identity:
+                if not entry.deleted and entry.identity == identity:
                     return entry
             if mode != "IMPORT":
                 problems = self.check(subject, schema_str, references=references)
