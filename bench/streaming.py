@@ -73,14 +73,23 @@ class OrderProducer:
         self.producer.flush(120)
 
 
+def orders_pipeline(name: str, topic: str, namespace: str, **settings):
+    """The orders pipeline on ``topic``, in ``namespace`` with the demo's customers to join."""
+    from demo.__main__ import seed_customers
+    from streaming import pipelines
+    from streaming.jobs import pipeline
+
+    seed_customers(namespace)
+    return pipeline.load(pipelines.path("orders"), name=name, topic=topic, namespace=namespace, **settings)
+
+
 def job(name: str, topic: str, namespace: str, sinks: list[str], trigger: float = 0.5):
-    from streaming.jobs import orders
-    from streaming.jobs.runner import JobConfig, JobRunner
+    from streaming.jobs.runner import JobRunner
     from streaming.session import build_session
 
-    config = JobConfig(name=name, topic=topic, namespace=namespace, sinks=sinks, trigger_seconds=trigger,
-                       max_offsets_per_trigger=200_000, checkpoint_dir=f"/tmp/kappa-bench/{uuid.uuid4().hex}")
-    return JobRunner(orders.JOB, config, get_settings(), build_session("bench"))
+    orders = orders_pipeline(name, topic, namespace, sinks=sinks, trigger_seconds=trigger,
+                             max_offsets_per_trigger=200_000, checkpoint_dir=f"/tmp/kappa-bench/{uuid.uuid4().hex}")
+    return JobRunner(orders.definition(), orders, get_settings(), build_session("bench"))
 
 
 def catch_up(topic: str, events: int, sinks: list[str], master: str = "local[2]", warm_up: str | None = None) -> dict:
@@ -137,49 +146,57 @@ def _orders_rows(count: int):
     strings = pa.array([str(i) for i in range(count)])
     return pa.table({"order_id": ids, "customer_id": pa.array([i % 1000 for i in range(count)], pa.int64()),
                      "status": pa.array(["PAID"] * count), "amount": pa.array([1.5] * count),
-                     "currency": pa.array(["EUR"] * count), "channel": pa.nulls(count, pa.string()),
+                     "currency": pa.array(["EUR"] * count),
                      "customer_segment": pa.nulls(count, pa.string()), "customer_country": pa.nulls(count, pa.string()),
                      "updated_at": pa.array([now] * count, pa.timestamp("us", "UTC")), "event_id": strings,
                      "event_time": pa.array([now] * count, pa.timestamp("us", "UTC")), "_version": ids,
                      "_deleted": pa.array([False] * count)})
 
 
-def _raw_store_write(store: str, namespace: str, start: int, count: int, concurrency: int) -> float:
+def orders_table(topic: str):
+    """The orders pipeline's serving table for ``topic``, as the pipeline derives it."""
+    from streaming.jobs.runner import serving_table
+    from streaming.session import build_session
+
+    orders = orders_pipeline("bench", topic, f"bench_shape_{uuid.uuid4().hex[:8]}")
+    return serving_table(orders.definition(), orders, get_settings(), build_session("bench"))
+
+
+def _raw_store_write(store: str, namespace: str, start: int, count: int, concurrency: int, table) -> float:
     """One process's share of a raw write (its own process: the clients are Python)."""
     from streaming.sinks.base import WriteToken
     from streaming.sinks.cassandra import CassandraSink
     from streaming.sinks.postgres import PostgresSink
-    from streaming.tables import ORDERS
 
     settings = get_settings()
     rows = _orders_rows(start + count).slice(start, count)
     sink = CassandraSink(settings, namespace, concurrency=concurrency) if store == "cassandra" else \
         PostgresSink(settings, namespace)
-    sink.write(rows.slice(0, 100), ORDERS, WriteToken("raw", 0, start))  # connect, prepare
+    sink.write(rows.slice(0, 100), table, WriteToken("raw", 0, start))  # connect, prepare
     started = time.perf_counter()
     for offset in range(0, count, 50_000):
-        sink.write(rows.slice(offset, 50_000), ORDERS, WriteToken("raw", 1, start + offset))
+        sink.write(rows.slice(offset, 50_000), table, WriteToken("raw", 1, start + offset))
     elapsed = time.perf_counter() - started
     sink.close()
     return elapsed
 
 
-def raw_store_write(store: str, rows: int) -> float:
+def raw_store_write(store: str, rows: int, table) -> float:
     """Rows/s of ``store``'s own client from two processes, at its best concurrency among a few."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from streaming import migrations
+    from streaming.tables import ddl
 
     settings = get_settings()
     best = 0.0
     for concurrency in ((16, 48, 128) if store == "cassandra" else (1,)):
         namespace = f"bench_raw_{uuid.uuid4().hex[:8]}"
-        getattr(migrations, store)(settings, namespace)
+        ddl.ENSURE[store](settings, namespace, table, "bench")
         half = rows // 2
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
             started = time.perf_counter()
             list(pool.map(_raw_store_write, [store, store], [namespace, namespace], [0, half], [half, half],
-                          [concurrency, concurrency]))
+                          [concurrency, concurrency], [table, table]))
             best = max(best, rows / (time.perf_counter() - started))
     return best
 
@@ -199,15 +216,14 @@ def raw_read(topic: str, events: int) -> float:
     return events / (time.perf_counter() - started)
 
 
-def raw_write(topic: str, events: int) -> float:
+def raw_write(topic: str, events: int, table) -> float:
     """The same rows, already decoded and shaped for the table, inserted into ClickHouse as Arrow."""
     import clickhouse_connect
     from pyspark.sql import functions as F
 
-    from streaming import migrations
     from streaming.decode import Decoder
     from streaming.session import build_session
-    from streaming.tables import ORDERS
+    from streaming.tables import ddl
 
     settings = get_settings()
     spark = build_session("bench")
@@ -215,12 +231,12 @@ def raw_write(topic: str, events: int) -> float:
     df = (spark.read.format("kafka").option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
           .option("subscribe", topic).option("startingOffsets", "earliest").option("endingOffsets", "latest").load())
     rows = (decoder.decode(df).select("_decoded.*")
-            .withColumn("channel", F.lit(None).cast("string")).withColumn("customer_segment", F.lit(None).cast("string"))
+            .withColumn("customer_segment", F.lit(None).cast("string"))
             .withColumn("customer_country", F.lit(None).cast("string"))
             .withColumn("_version", F.unix_micros("updated_at")).withColumn("_deleted", F.lit(0).cast("tinyint"))
-            .select(*ORDERS.all_columns).toArrow())
+            .select(*table.all_columns).toArrow())
     namespace = f"bench_raw_{uuid.uuid4().hex[:8]}"
-    migrations.clickhouse(settings, namespace)
+    ddl.clickhouse(settings, namespace, table, "bench")
     ch = settings.clickhouse
     client = clickhouse_connect.get_client(host=ch.host, port=ch.port, username=ch.username, password=ch.password)
     chunk = 200_000
@@ -312,8 +328,10 @@ def main() -> None:
     warm_producer.flush()
     raw_read(topic, args.events)  # warm-up: the first Spark job of a session pays for JIT and planning
     read = raw_read(topic, args.events)
-    writes = {"clickhouse": raw_write(topic, args.events), "cassandra": raw_store_write("cassandra", args.raw_rows),
-              "postgres": raw_store_write("postgres", args.raw_rows)}
+    table = orders_table(topic)
+    writes = {"clickhouse": raw_write(topic, args.events, table),
+              "cassandra": raw_store_write("cassandra", args.raw_rows, table),
+              "postgres": raw_store_write("postgres", args.raw_rows, table)}
     slowest = min(writes.values())
     four = ["lake", "clickhouse", "cassandra", "postgres"]
     all_four = catch_up(topic, args.events, four, "local[2]", warm)

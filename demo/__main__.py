@@ -2,7 +2,8 @@
 
 1. Publishes order events (contract ``shop.api.orders``) to Kafka in the Confluent wire format with
    an idempotent producer, a few of them invalid.
-2. Runs the orders streaming job over what the topic holds (``--available-now``): decode in the
+2. Seeds a few customers into the dimension the orders pipeline joins, then runs the orders
+   pipeline (``streaming/pipelines/orders.toml``) over what the topic holds: decode in the
    JVM, validate, normalise, enrich, dedupe, and write Cassandra, the S3 Delta lake, ClickHouse
    and PostgreSQL idempotently; invalid events go to ``shop.api.orders.dlq``.
 3. Shows what each store now holds.
@@ -56,17 +57,37 @@ def publish(count: int) -> None:
     print(f"published {count} order events to {TOPIC} (schema subject {TOPIC}-value)")
 
 
+def seed_customers(namespace: str) -> None:
+    """A few customers in the dimension the orders pipeline joins (``customers_current``), as the
+    customers pipeline would keep them from CDC; rows it already holds are left alone."""
+    import psycopg2
+
+    from streaming.tables import Table, ddl
+
+    dimension = Table("customers", ("customer_id",), (
+        ("customer_id", "bigint"), ("segment", "string"), ("country", "string"), ("event_id", "string"),
+        ("event_time", "timestamp")))
+    ddl.postgres(get_settings(), namespace, dimension, "demo")
+    pg = psycopg2.connect(get_settings().postgres.dsn())
+    with pg, pg.cursor() as cur:
+        cur.executemany(f"INSERT INTO {namespace}.customers (customer_id, segment, country, _version) "
+                        "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
+                        [(c, ["gold", "silver", "bronze"][c % 3], ["DE", "FR", "GB", "NL"][c % 4]) for c in range(40)])
+    pg.close()
+
+
 def run_job(namespace: str) -> None:
-    from streaming.jobs import orders
-    from streaming.jobs.runner import JobConfig, JobRunner
+    from streaming import pipelines
+    from streaming.jobs import pipeline
+    from streaming.jobs.runner import JobRunner
     from streaming.session import build_session
 
     spark = build_session("demo")
     spark.sparkContext.setLogLevel("WARN")
-    config = JobConfig(name="demo-orders", topic=TOPIC, namespace=namespace)
+    orders = pipeline.load(pipelines.path("orders"), name="demo-orders", topic=TOPIC, namespace=namespace)
     started = time.perf_counter()
-    JobRunner(orders.JOB, config, get_settings(), spark).run(available_now=True)
-    print(f"orders job caught up in {time.perf_counter() - started:.1f}s (checkpoint {config.checkpoint})")
+    JobRunner(orders.definition(), orders, get_settings(), spark).run(available_now=True)
+    print(f"orders pipeline caught up in {time.perf_counter() - started:.1f}s (checkpoint {orders.checkpoint})")
     spark.stop()
 
 
@@ -101,6 +122,9 @@ def show(namespace: str) -> None:
     print(f"Delta lake  {lake.uri(settings, namespace, 'orders')}: {table.to_pyarrow_table().num_rows} changes "
           f"in {len(table.file_uris())} files, version {table.version()} (ClickHouse deltaLake() counts {from_clickhouse})")
     print("top customers by orders (ClickHouse customer_hourly):", top)
+    by_segment = ch.query(f"SELECT customer_segment, count() FROM {namespace}.orders FINAL GROUP BY 1 ORDER BY 1").result_rows
+    print("orders by customer segment (joined from PostgreSQL customers_current; customers 40-49 have none):",
+          by_segment)
 
 
 def main() -> None:
@@ -109,6 +133,7 @@ def main() -> None:
     parser.add_argument("--namespace", default="serving")
     args = parser.parse_args()
     publish(args.events)
+    seed_customers(args.namespace)
     run_job(args.namespace)
     show(args.namespace)
 

@@ -248,7 +248,8 @@ class Engine:
                 for name, value in settings.items():
                     if not _SETTING_NAME.match(name):
                         raise ClickHouseError(115, f"Unknown setting {name!r}")
-                    literal = value if name.startswith("param_") else _setting_literal(value)
+                    # A query parameter's value is text, as the HTTP interface receives it: a string literal.
+                    literal = _sql_string(value) if name.startswith("param_") else _setting_literal(value)
                     self._raw(f"SET {name} = {literal}")
                     applied.append(name)
                 started = time.perf_counter()

@@ -5,6 +5,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from settings import Settings
 
+# The rows Spark's Kafka source gives (headers aside), as a Spark schema.
+KAFKA_COLUMNS = "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp, timestampType int"
+
 
 def _kafka_options(settings: Settings) -> dict[str, str]:
     options = {"kafka.bootstrap.servers": settings.kafka.bootstrap_servers,

@@ -99,14 +99,17 @@ def spark(settings: Settings) -> Iterator:
 
 
 def write_toml(path, values: dict) -> None:
-    """A flat TOML file (strings, numbers, booleans, lists of strings) for a connector's --config."""
+    """A TOML file (strings, numbers, booleans, lists, tables as inline tables) for a connector's
+    --config or a pipeline file."""
     def literal(value):
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, (int, float)):
             return repr(value)
-        if isinstance(value, list):
+        if isinstance(value, (list, tuple)):
             return "[" + ", ".join(literal(v) for v in value) + "]"
+        if isinstance(value, dict):
+            return "{ " + ", ".join(f"{literal(k)} = {literal(v)}" for k, v in value.items()) + " }"
         return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     path.write_text("".join(f"{key} = {literal(value)}\n" for key, value in values.items()))

@@ -1,8 +1,11 @@
 """What every streaming job shares: Kafka -> decode -> dedupe -> transform -> (per batch) the sinks.
 
-A job module supplies a :class:`JobDefinition` (its serving table and a pure ``transform`` of the
-decoded rows); this module wires the streaming query around it: read with the native Kafka source,
-decode in the JVM, drop duplicate ``event_id`` within a watermark, transform (:func:`prepare`), and
+A pipeline file (:mod:`streaming.jobs.pipeline`) makes a :class:`JobDefinition`: its serving
+table's name and key, and a pure ``transform`` of the decoded rows. The table's columns are derived
+from the transformed stream (:func:`streaming.tables.derive`) and created or evolved in every store
+at the start of each query (:mod:`streaming.tables.ddl`), so a new field in the topic's schema
+becomes a new column. This module wires the streaming query around it: read with the native Kafka
+source, decode in the JVM, drop duplicate ``event_id`` within a watermark, transform (:func:`prepare`), and
 in ``foreachBatch`` hand the batch to :class:`~streaming.sinks.writer.BatchWriter`, which writes the
 DLQ and every sink from the executors, idempotently per (query, batch, partition). The driver
 plans and keeps counts; no batch is collected into it.
@@ -14,7 +17,8 @@ Batch replay calls :func:`prepare` on a bounded read and the same writer per chu
 Failures: a sink retries inside the task (``sink_retry_*``); when that is spent the batch fails,
 and the job restarts the query from its checkpoint after ``restart_backoff_s`` (doubling up to a
 ``max_restart_backoff_s``), at most ``max_restarts`` times in a row without a batch succeeding; then it exits with
-status 1 for its supervisor. SIGTERM lets the batch in flight finish, then stops with status 0.
+status 1 for its supervisor. A table the stores cannot take (a changed column type or key) exits
+with status 1 at once: no restart can fix it. SIGTERM lets the batch in flight finish, then stops with status 0.
 """
 from __future__ import annotations
 
@@ -23,7 +27,6 @@ import logging
 import os
 import threading
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +45,8 @@ from streaming.listener import MetricsListener
 from streaming.sinks.base import RetryPolicy
 from streaming.sinks.dead_letters import RECORD_COLUMNS
 from streaming.sinks.writer import PARTITION_SINKS, SINKS, BatchPlan, BatchWriter, PartitionContext
-from streaming.tables import Table
+from streaming.tables import Table, TableError, derive
+from streaming.tables import ddl as table_ddl
 from streaming.transforms import dedupe
 from streaming.transforms.validate import ERROR
 
@@ -105,7 +109,8 @@ class BatchContext:
 
 @dataclass(frozen=True)
 class JobDefinition:
-    table: Table
+    table: str                                 # the serving table's name in every store
+    key: tuple[str, ...]                       # its key: columns of the transformed rows
     # decoded rows (the reader schema's fields at top level, plus Kafka's columns) -> the same rows
     # with the table's columns + _version + _deleted, and _error (null if valid; validate.check).
     # One row out per row in, undecodable rows (every field null) included, and no aggregation:
@@ -116,36 +121,49 @@ class JobDefinition:
     extra: Callable[[pa.Table, PartitionContext], None] | None = None
     # reference data, cached on start and re-cached every reference_refresh_s: name -> loader
     reference: dict[str, Callable[[BatchContext], DataFrame]] = field(default_factory=dict)
+    # references the job waits for at start until they have rows (on_missing = "hold")
+    hold: tuple[str, ...] = ()
     # ordering columns that break _version ties in latest_per_key
     tie_break: tuple[str, ...] = ("event_id",)
+    # the job's hand-written migrations (<store>/V<NNN>__*.sql), if any: streaming.migrations
+    migrations: Path | None = None
 
 
-def load_config(path: Path) -> JobConfig:
-    return JobConfig.model_validate(tomllib.loads(path.read_text()))
-
-
-def batch_plan(job: JobDefinition, config: JobConfig, settings: Settings, crash_pids: tuple[int, ...] = ()) -> BatchPlan:
+def batch_plan(job: JobDefinition, config: JobConfig, settings: Settings, table: Table,
+               crash_pids: tuple[int, ...] = ()) -> BatchPlan:
     """What the executors need to write this job's batches."""
     unknown = set(config.sinks) - set(SINKS)
     if unknown:
         raise ValueError(f"job {config.name}: unknown sinks {sorted(unknown)} (config 'sinks'); known: {list(SINKS)}")
     return BatchPlan(settings=settings, query=config.name, topic=config.topic, namespace=config.namespace,
-                     spec=job.table, sinks=tuple(s for s in PARTITION_SINKS if s in config.sinks),
+                     spec=table, sinks=tuple(s for s in PARTITION_SINKS if s in config.sinks),
                      lake="lake" in config.sinks, tie_break=job.tie_break, retry=config.retry, extra=job.extra,
                      crash_after=config.crash_after, crash_pids=crash_pids)
 
 
-def prepare(decoded: DataFrame, job: JobDefinition, ctx: BatchContext) -> DataFrame:
-    """Decoded Kafka rows (:meth:`Decoder.decode`) -> what :func:`process_batch` takes: the table's
-    columns and ``_error`` (undecodable, or the rule the row broke); a rejected row also keeps its
-    original record for the DLQ. Pure, and the same for a stream and for a bounded replay."""
+def prepare(decoded: DataFrame, job: JobDefinition, ctx: BatchContext) -> tuple[Table, DataFrame]:
+    """Decoded Kafka rows (:meth:`Decoder.decode`) -> the serving table they make, and what the
+    :class:`BatchWriter` takes: the table's columns and ``_error`` (undecodable, or the rule the row
+    broke); a rejected row also keeps its original record for the DLQ. Pure, and the same for a
+    stream and for a bounded replay."""
     records = decoded.where(F.col("value").isNotNull())  # a Kafka tombstone carries nothing to decode or reject
     rows = records.select(*RECORD_COLUMNS, "timestamp", decoding.SCHEMA_ID, decoding.DECODE_ERROR,
                           f"{decoding.DECODED}.*")
     checked = job.transform(rows, ctx)
     error = F.coalesce(F.col(decoding.DECODE_ERROR), F.col(ERROR))
     original = [F.when(error.isNotNull(), F.col(c)).alias(c) for c in [*RECORD_COLUMNS, decoding.SCHEMA_ID]]
-    return checked.select(*job.table.all_columns, *original, error.alias(ERROR))
+    table = derive(ctx.config.name, job.table, job.key, checked.schema)
+    return table, checked.select(*table.all_columns, *original, error.alias(ERROR))
+
+
+def serving_table(job: JobDefinition, config: JobConfig, settings: Settings, spark: SparkSession) -> Table:
+    """The table a query of ``job`` would write if it started now (from the topic's newest reader
+    schema in the registry), planned on no data: for tools and tests that need its shape."""
+    decoder = decoding.Decoder.from_registry(SchemaRegistryClient({"url": settings.registry.url}), config.topic)
+    records = spark.createDataFrame([], sources.KAFKA_COLUMNS)
+    ctx = BatchContext(spark, settings, config)
+    ctx.reference.update({name: load(ctx) for name, load in job.reference.items()})  # their columns, not rows
+    return prepare(decoder.decode(records), job, ctx)[0]
 
 
 def fixed_partitions(spark: SparkSession, checkpoint: str, wanted: int | None) -> int:
@@ -181,10 +199,12 @@ class StopRequested(RuntimeError):
 
 
 class JobFailed(RuntimeError):
-    """The job gave up after ``max_restarts``; the message is the last failure's description."""
+    """The job gave up: after ``max_restarts``, or at once when the stores cannot take the table
+    (:class:`~streaming.tables.TableError`); the message is the last failure's description."""
 
 
 _listening: set[int] = set()
+HOLD_CHECK_S = 5.0  # how often a job held by an empty reference looks again
 
 
 def _export_metrics(spark: SparkSession) -> None:
@@ -212,25 +232,41 @@ class JobRunner:
         self._unknown: decoding.UnknownSchemaIds | None = None
         self._good_batches = 0
         self._migrated = False
+        self._ensured: dict[str, Table] = {}   # store -> the table last created/evolved there
         _export_metrics(spark)
 
-    def refresh_reference(self, force: bool = False) -> None:
-        """(Re-)cache the job's reference data when ``reference_refresh_s`` has passed.
+    def refresh_reference(self, force: bool = False) -> list[str]:
+        """(Re-)cache the job's reference data when ``reference_refresh_s`` has passed; the names
+        of the references that have no rows.
 
         Called between micro-batches, so a batch never sees half-refreshed data: each joins with
         the data of the last refresh before it started.
         """
         if not self.job.reference or (not force and
                                       time.monotonic() - self._reference_loaded < self.config.reference_refresh_s):
-            return
+            return []
+        empty = []
         for name, loader in self.job.reference.items():
             frame = self.ctx.reference.get(name)
             if frame is None:
                 frame = self.ctx.reference[name] = loader(self.ctx)
             else:
                 frame.unpersist(blocking=True)
-            frame.cache().count()
+            if frame.cache().count() == 0:
+                empty.append(name)
         self._reference_loaded = time.monotonic()
+        return empty
+
+    def _load_reference(self) -> None:
+        """The first load of the reference data; waits while a ``hold`` reference has no rows."""
+        while True:
+            held = [name for name in self.refresh_reference(force=True) if name in self.job.hold]
+            if not held or self._stop.is_set():
+                return
+            log.warning("job %s holds: reference %s has no rows yet; it starts when it has (checked every %.0f s)",
+                        self.config.name, ", ".join(held), HOLD_CHECK_S)
+            self._release_reference()
+            self._stop.wait(HOLD_CHECK_S)
 
     def _release_reference(self) -> None:
         for frame in self.ctx.reference.values():
@@ -246,20 +282,24 @@ class JobRunner:
                 raise
             raise failures.ServerUnavailable(registry, f"reading the writer schemas of {self.config.topic}", exc) from exc
 
-    def _prepare_stores(self) -> None:
-        """The serving tables of the job's stores (migrations), once per run. PostgreSQL also when the
-        job reads reference data: its dimensions (e.g. ``customers_current``) live there."""
-        if self._migrated:
-            return
-        if "postgres" in self.config.sinks or self.job.reference:
-            migrations.postgres(self.settings, self.config.namespace)
-        if "clickhouse" in self.config.sinks:
-            migrations.clickhouse(self.settings, self.config.namespace)
-        if "cassandra" in self.config.sinks:
-            migrations.cassandra(self.settings, self.config.namespace)
+    def _prepare_stores(self, table: Table) -> None:
+        """The job's serving table in each of its stores, created or evolved to ``table`` (at every
+        query start: a restart for a new writer schema may bring columns); the hand-written
+        migrations once per run."""
+        stores = [s for s in PARTITION_SINKS if s in self.config.sinks]
+        if not self._migrated and self.job.migrations is not None:
+            for store in stores:
+                if migrations.files(self.job.migrations, store):
+                    migrations.APPLY[store](self.settings, self.config.namespace, self.config.name,
+                                            self.job.migrations)
         self._migrated = True
+        for store in stores:
+            if self._ensured.get(store) != table:  # a restart with the same schema needs no DDL
+                table_ddl.ENSURE[store](self.settings, self.config.namespace, table, self.config.name)
+                self._ensured[store] = table
 
-    def _stream(self, decoder: decoding.Decoder, writer: BatchWriter, available_now: bool):
+    def _prepared(self, decoder: decoding.Decoder) -> tuple[Table, DataFrame]:
+        """The job's stream up to :func:`prepare`: read, decode, dedupe, transform."""
         raw = sources.read_stream(self.spark, self.settings, topics=[self.config.topic],
                                   starting_offsets=self.config.starting_offsets,
                                   max_offsets_per_trigger=self.config.max_offsets_per_trigger)
@@ -273,8 +313,9 @@ class JobRunner:
                                                       F.format_string("%s/%d/%d", "topic", "partition", "offset")))
                  .withColumn("_dedupe_time", F.col("timestamp")))
         unique_rows = dedupe.within_watermark(keyed, "_dedupe_id", "_dedupe_time", self.config.watermark)
-        prepared = prepare(unique_rows, self.job, self.ctx)
+        return prepare(unique_rows, self.job, self.ctx)
 
+    def _start(self, prepared: DataFrame, writer: BatchWriter, available_now: bool):
         def each_batch(batch: DataFrame, batch_id: int) -> None:
             with self._batch_lock:
                 if self._stopping:
@@ -305,14 +346,17 @@ class JobRunner:
 
     def _run_query(self, extra_ids: list[int], available_now: bool) -> bool:
         """Start the query and wait for it. True when it ended by itself (available-now) or was stopped."""
-        self._prepare_stores()
         decoder = self._decoder(extra_ids)
         if not self.ctx.reference:
-            self.refresh_reference(force=True)
+            self._load_reference()
+            if self._stop.is_set():
+                return True
+        table, prepared = self._prepared(decoder)
+        self._prepare_stores(table)
         partitions = fixed_partitions(self.spark, self.config.checkpoint, self.config.sink_partitions)
         pids = (os.getpid(), self.spark.sparkContext._jvm.ProcessHandle.current().pid()) if self.config.crash_after else ()
-        writer = BatchWriter(self.spark, batch_plan(self.job, self.config, self.settings, pids), partitions)
-        self._query = self._stream(decoder, writer, available_now)
+        writer = BatchWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, pids), partitions)
+        self._query = self._start(prepared, writer, available_now)
         while self._query.isActive and not self._stop.is_set():
             self._query.awaitTermination(1)
         if self._stop.is_set():
@@ -340,6 +384,10 @@ class JobRunner:
                 try:
                     if self._run_query(extra_ids, available_now):
                         return
+                except TableError as exc:  # the stores cannot take the schema: restarting cannot help
+                    log.error("%s. The job exits with status 1: fix the schema or the job's config, then start it "
+                              "again", exc)
+                    raise JobFailed(str(exc)) from None
                 except Exception as exc:
                     if self._stop.is_set():
                         return

@@ -1,8 +1,14 @@
-"""Versioned migrations of the sink tables: ``<store>/V<NNN>__<what>.sql`` applied once, in order.
+"""A pipeline's hand-written migrations, for what its derived serving table cannot express.
 
-Each store records what it applied in ``<namespace>.schema_migrations`` (namespace = PostgreSQL
-schema, ClickHouse database, Cassandra keyspace). ``python -m streaming.migrations [namespace]``
-applies what is missing; jobs do it at start-up.
+A pipeline file may name a folder (``migrations = "..."``, relative to the file) holding
+``<store>/V<NNN>__<what>.sql`` (``.cql`` for Cassandra); ``{namespace}`` in them is the pipeline's
+namespace. They run once each, in order, at the job's start, in that pipeline's namespace only, and
+each store records them in ``<namespace>.pipeline_migrations`` by (pipeline, version): every
+pipeline has its own version sequence, so two pipelines' ``V001`` never collide, and a namespace
+holds only the tables of the pipelines that run in it. The orders pipeline's hourly features
+(``streaming/pipelines/migrations/orders/``) are one.
+
+``python -m streaming.migrations <pipeline>.toml [--namespace NS]`` applies them without a job.
 """
 from __future__ import annotations
 
@@ -11,12 +17,12 @@ from pathlib import Path
 
 from settings import Settings
 
-HERE = Path(__file__).resolve().parent
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-def _files(store: str) -> list[tuple[str, str]]:
-    return [(p.name.split("__", 1)[0], p.read_text()) for p in sorted((HERE / store).glob("V*__*.*"))]
+def files(folder: Path, store: str) -> list[tuple[str, str]]:
+    """(version, text) of a store's migrations in ``folder``, in version order."""
+    return [(p.name.split("__", 1)[0], p.read_text()) for p in sorted((folder / store).glob("V*__*.*"))]
 
 
 def statements(text: str, namespace: str) -> list[str]:
@@ -24,10 +30,10 @@ def statements(text: str, namespace: str) -> list[str]:
     return [s.strip() for s in body.format(namespace=namespace).split(";") if s.strip()]
 
 
-def _apply(store: str, namespace: str, done: set[str], execute, record) -> list[str]:
+def _apply(folder: Path, store: str, namespace: str, done: set[str], execute, record) -> list[str]:
     """Run each migration of ``store`` not in ``done``, statement by statement, recording each."""
     applied_now = []
-    for version, text in _files(store):
+    for version, text in files(folder, store):
         if version in done:
             continue
         for statement in statements(text, namespace):
@@ -42,7 +48,7 @@ def _check(namespace: str) -> None:
         raise ValueError(f"namespace {namespace!r} must be a lower-case SQL identifier")
 
 
-def postgres(settings: Settings, namespace: str) -> list[str]:
+def postgres(settings: Settings, namespace: str, pipeline: str, folder: Path) -> list[str]:
     import psycopg2
 
     _check(namespace)
@@ -51,32 +57,34 @@ def postgres(settings: Settings, namespace: str) -> list[str]:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"migrations:{namespace}",))
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {namespace}")
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {namespace}.schema_migrations "
-                        "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-            cur.execute(f"SELECT version FROM {namespace}.schema_migrations")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {namespace}.pipeline_migrations (pipeline text, version text, "
+                        "applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, version))")
+            cur.execute(f"SELECT version FROM {namespace}.pipeline_migrations WHERE pipeline = %s", (pipeline,))
             done = {r[0] for r in cur.fetchall()}
-            return _apply("postgres", namespace, done, cur.execute, lambda version: cur.execute(
-                f"INSERT INTO {namespace}.schema_migrations (version) VALUES (%s)", (version,)))
+            return _apply(folder, "postgres", namespace, done, cur.execute, lambda version: cur.execute(
+                f"INSERT INTO {namespace}.pipeline_migrations (pipeline, version) VALUES (%s, %s)", (pipeline, version)))
     finally:
         conn.close()
 
 
-def clickhouse(settings: Settings, namespace: str) -> list[str]:
-    import clickhouse_connect
+def clickhouse(settings: Settings, namespace: str, pipeline: str, folder: Path) -> list[str]:
+    from streaming.sinks.clickhouse import client as clickhouse_client
 
     _check(namespace)
-    ch = settings.clickhouse
-    client = clickhouse_connect.get_client(host=ch.host, port=ch.port, username=ch.username, password=ch.password,
-                                           secure=ch.secure)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {namespace}")
-    client.command(f"CREATE TABLE IF NOT EXISTS {namespace}.schema_migrations (version String, "
-                   "applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version")
-    done = {r[0] for r in client.query(f"SELECT version FROM {namespace}.schema_migrations FINAL").result_rows}
-    return _apply("clickhouse", namespace, done, client.command, lambda version: client.insert(
-        f"{namespace}.schema_migrations", [[version]], column_names=["version"]))
+    client = clickhouse_client(settings)
+    try:
+        client.command(f"CREATE DATABASE IF NOT EXISTS {namespace}")
+        client.command(f"CREATE TABLE IF NOT EXISTS {namespace}.pipeline_migrations (pipeline String, version String, "
+                       "applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY (pipeline, version)")
+        done = {r[0] for r in client.query(f"SELECT version FROM {namespace}.pipeline_migrations FINAL "
+                                           "WHERE pipeline = {p:String}", parameters={"p": pipeline}).result_rows}
+        return _apply(folder, "clickhouse", namespace, done, client.command, lambda version: client.insert(
+            f"{namespace}.pipeline_migrations", [[pipeline, version]], column_names=["pipeline", "version"]))
+    finally:
+        client.close()
 
 
-def cassandra(settings: Settings, namespace: str, replication: str | None = None) -> list[str]:
+def cassandra(settings: Settings, namespace: str, pipeline: str, folder: Path, replication: str | None = None) -> list[str]:
     from streaming.sinks.cassandra import connect
 
     _check(namespace)
@@ -84,17 +92,15 @@ def cassandra(settings: Settings, namespace: str, replication: str | None = None
     try:
         replication = replication or "{'class': 'SimpleStrategy', 'replication_factor': 1}"
         session.execute(f"CREATE KEYSPACE IF NOT EXISTS {namespace} WITH replication = {replication}")
-        session.execute(f"CREATE TABLE IF NOT EXISTS {namespace}.schema_migrations "
-                        "(version text PRIMARY KEY, applied_at timestamp)")
-        done = {r.version for r in session.execute(f"SELECT version FROM {namespace}.schema_migrations")}
-        return _apply("cassandra", namespace, done, session.execute, lambda version: session.execute(
-            f"INSERT INTO {namespace}.schema_migrations (version, applied_at) VALUES (%s, toTimestamp(now()))",
-            (version,)))
+        session.execute(f"CREATE TABLE IF NOT EXISTS {namespace}.pipeline_migrations "
+                        "(pipeline text, version text, applied_at timestamp, PRIMARY KEY (pipeline, version))")
+        done = {r.version for r in session.execute(
+            f"SELECT version FROM {namespace}.pipeline_migrations WHERE pipeline = %s", (pipeline,))}
+        return _apply(folder, "cassandra", namespace, done, session.execute, lambda version: session.execute(
+            f"INSERT INTO {namespace}.pipeline_migrations (pipeline, version, applied_at) "
+            "VALUES (%s, %s, toTimestamp(now()))", (pipeline, version)))
     finally:
         cluster.shutdown()
 
 
-def migrate_all(settings: Settings, namespace: str) -> dict[str, list[str]]:
-    return {"postgres": postgres(settings, namespace), "clickhouse": clickhouse(settings, namespace),
-            "cassandra": cassandra(settings, namespace)}
-
+APPLY = {"postgres": postgres, "clickhouse": clickhouse, "cassandra": cassandra}

@@ -59,7 +59,7 @@ class CassandraSink(Sink):
         self.concurrency = concurrency
         self.batch_partitions = batch_partitions
         self._cluster = self._session = None
-        self._prepared: dict[str, tuple] = {}
+        self._prepared: dict[tuple, tuple] = {}
 
     @property
     def address(self) -> str:
@@ -72,7 +72,9 @@ class CassandraSink(Sink):
         return self._session
 
     def _statements(self, spec: Table):
-        if spec.name not in self._prepared:
+        # By the columns too: a table that gained a column (a newer schema) needs new statements.
+        cached = (spec.name, tuple(spec.all_columns))
+        if cached not in self._prepared:
             session = self._connected()
             columns = [f'"{c}"' for c in spec.all_columns]  # quoted: CQL names may not start with _
             upsert = session.prepare(
@@ -81,8 +83,8 @@ class CassandraSink(Sink):
             delete = session.prepare(
                 f"DELETE FROM {self.namespace}.{spec.name} USING TIMESTAMP ? "
                 "WHERE " + " AND ".join(f'"{k}" = ?' for k in spec.key))
-            self._prepared[spec.name] = (upsert, delete)
-        return self._prepared[spec.name]
+            self._prepared[cached] = (upsert, delete)
+        return self._prepared[cached]
 
     def write(self, rows: pa.Table, spec: Table, token: WriteToken) -> None:
         if rows.num_rows == 0:

@@ -17,7 +17,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from settings import Settings
-from streaming.tables import Table
+from streaming.tables import DELETED, VERSION, Table
+from streaming.tables.ddl import check_existing
 
 PARTITION_COLUMN = "event_date"
 TABLE_PROPERTIES = {
@@ -37,15 +38,26 @@ def ensure_bucket(settings: Settings) -> None:
         client.make_bucket(s3.lake_bucket)
 
 
-def ensure_table(spark: SparkSession, settings: Settings, namespace: str, spec: Table) -> str:
-    """Create the table's Delta table if it does not exist yet; its location."""
+def ensure_table(spark: SparkSession, settings: Settings, namespace: str, spec: Table, job: str = "") -> str:
+    """The table's Delta table, created if missing and given the columns the schema gained; its location.
+
+    Like the other stores (:mod:`streaming.tables.ddl`): a column whose type changed is refused.
+    """
     ensure_bucket(settings)
     location = path(settings, namespace, spec.name)
-    columns = ", ".join(f"`{c}` {t}" for c, t in [*spec.columns, ("_version", "bigint"), ("_deleted", "boolean"),
-                                                  (PARTITION_COLUMN, "date")])
-    properties = ", ".join(f"'{k}' = '{v}'" for k, v in TABLE_PROPERTIES.items())
-    spark.sql(f"CREATE TABLE IF NOT EXISTS delta.`{location}` ({columns}) USING delta "
-              f"PARTITIONED BY ({PARTITION_COLUMN}) TBLPROPERTIES ({properties})")
+    columns = [*spec.columns, (VERSION, "bigint"), (DELETED, "boolean")]
+    jvm = spark.sparkContext._jvm
+    if not jvm.io.delta.tables.DeltaTable.isDeltaTable(spark._jsparkSession, location):
+        ddl = ", ".join(f"`{c}` {t}" for c, t in [*columns, (PARTITION_COLUMN, "date")])
+        properties = ", ".join(f"'{k}' = '{v}'" for k, v in TABLE_PROPERTIES.items())
+        spark.sql(f"CREATE TABLE IF NOT EXISTS delta.`{location}` ({ddl}) USING delta "
+                  f"PARTITIONED BY ({PARTITION_COLUMN}) TBLPROPERTIES ({properties})")
+        return location
+    existing = {f.name: f.dataType.simpleString() for f in spark.read.format("delta").load(location).schema.fields}
+    added = check_existing(job or spec.name, "delta", location, spec, existing, list(spec.key), lambda c, t: t)
+    if added:
+        spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS ("
+                  + ", ".join(f"`{c}` {spec.type_of(c)}" for c in added) + ")")
     return location
 
 
@@ -54,7 +66,6 @@ def append(changes: DataFrame, location: str, query: str, batch_id: int) -> None
     (changes.withColumn(PARTITION_COLUMN, F.to_date("event_time"))
      .write.format("delta").mode("append")
      .option("txnAppId", query).option("txnVersion", str(batch_id))
-     .option("mergeSchema", "true")  # a column the schema gained is added to the table
      .save(location))
 
 

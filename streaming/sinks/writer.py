@@ -99,7 +99,7 @@ class BatchWriter:
 
     def __init__(self, spark: SparkSession, plan: BatchPlan, partitions: int) -> None:
         self.spark, self.plan, self.partitions = spark, plan, partitions
-        self.location = lake.ensure_table(spark, plan.settings, plan.namespace, plan.spec) if plan.lake else None
+        self.location = lake.ensure_table(spark, plan.settings, plan.namespace, plan.spec, plan.query) if plan.lake else None
         self._totals = spark.sparkContext.accumulator({}, _Totals())
 
     def write(self, batch: DataFrame, batch_id: int) -> dict:

@@ -1,26 +1,39 @@
-"""A streaming job as a real process (``python -m streaming.jobs.<job> --config ...``), as a supervisor runs it."""
+"""A pipeline as a real process (``python -m streaming run <pipeline>.toml``), as a supervisor runs it."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+from streaming import pipelines
 from tests.conftest import write_toml
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start(config: dict, tmp_path: Path, log_name: str, job: str = "orders", available_now: bool = False,
+def pipeline_file(settings: dict, tmp_path: Path, name: str, pipeline: str = "orders") -> Path:
+    """One of the platform's pipeline files with ``settings`` (name, topic, namespace, ...) replaced."""
+    source = pipelines.path(pipeline)
+    values = tomllib.loads(source.read_text())
+    for relative in ("sql", "migrations"):  # relative to the file they were in
+        if relative in values:
+            values[relative] = str(source.parent / values[relative])
+    path = tmp_path / f"{name}.toml"
+    write_toml(path, {**values, **settings})
+    return path
+
+
+def start(config: dict, tmp_path: Path, log_name: str, pipeline: str = "orders", available_now: bool = False,
           spark_conf: dict | None = None) -> subprocess.Popen:
-    path = tmp_path / f"{log_name}.toml"
-    write_toml(path, config)
+    path = pipeline_file(config, tmp_path, log_name, pipeline)
     env = dict(os.environ)
     if spark_conf:
         env["KAPPA_SPARK__CONF"] = json.dumps(spark_conf)
     log = open(tmp_path / f"{log_name}.log", "wb")
-    command = [sys.executable, "-m", f"streaming.jobs.{job}", "--config", str(path)]
+    command = [sys.executable, "-m", "streaming", "run", str(path)]
     proc = subprocess.Popen(command + (["--available-now"] if available_now else []), cwd=REPO, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     proc.log_path = tmp_path / f"{log_name}.log"

@@ -84,6 +84,8 @@ def test_arrow_in_and_out_and_errors(clickhouse_settings, unique):
         back = client.query_arrow(f"SELECT * FROM {table} ORDER BY id")
         assert back.num_rows == 1000 and back.column("amount").null_count == 100
         assert client.query("SELECT {n:UInt32} * 2", parameters={"n": 21}).result_rows == [(42,)]
+        text = "orders-1f2e it's a \\ path"  # not an identifier, with a quote and a backslash
+        assert client.query("SELECT {s:String}", parameters={"s": text}).result_rows == [(text,)]
         with pytest.raises(DatabaseError) as missing:
             client.query(f"SELECT * FROM {table}_missing")
         assert "UNKNOWN_TABLE" in str(missing.value) or "code: 60" in str(missing.value)

@@ -15,9 +15,9 @@ from connectors.runtime import StopFlag
 from schemas import contracts
 from schemas.serde import AvroSerializer
 from streaming import decode
-from streaming.jobs import customers, orders
+
 from streaming.jobs.runner import JobConfig, JobRunner
-from streaming.tables import CUSTOMERS, ORDERS
+from tests.integration.serving_tables import CUSTOMERS, CUSTOMERS_JOB, ORDERS_JOB, ORDERS_WITH_CHANNEL
 from tests.integration import sink_contents
 from tests.integration.kafka_topics import read_topic, wait_for
 
@@ -86,7 +86,7 @@ def test_cdc_and_api_events_reach_all_four_sinks_identically(
     wait_for(lambda: len(read_topic(kafka_bootstrap, registry_url, cdc_topic)) >= 9, 60, "the changes")  # + tombstone
     stop.set()
     thread.join(30)
-    run_job(spark, settings, customers.JOB, f"customers-{unique}", cdc_topic, namespace, tmp_path)
+    run_job(spark, settings, CUSTOMERS_JOB, f"customers-{unique}", cdc_topic, namespace, tmp_path)
 
     customer_rows = sink_contents.all_sinks(settings, namespace, CUSTOMERS)
     for sink, rows in customer_rows.items():
@@ -131,7 +131,7 @@ def test_cdc_and_api_events_reach_all_four_sinks_identically(
     send(v1, order_event(91, 1, "NEW", 5.0, T0 + 6, currency="EURO"))         # breaks the currency code
     producer.produce(topic, value=b"\x07not avro at all")                     # not Confluent-framed
     producer.flush(30)
-    run_job(spark, settings, orders.JOB, f"orders-{unique}", topic, namespace, tmp_path)
+    run_job(spark, settings, ORDERS_JOB, f"orders-{unique}", topic, namespace, tmp_path)
 
     # v2 appears after the job built its decoder: the batch is rerun with the refreshed ids.
     v2 = AvroSerializer(registry, f"{topic}-value", order_v2_schema())
@@ -151,10 +151,10 @@ def test_cdc_and_api_events_reach_all_four_sinks_identically(
         return fresh
 
     monkeypatch.setattr(decode.Decoder, "from_registry", staticmethod(stale_first))
-    run_job(spark, settings, orders.JOB, f"orders-{unique}", topic, namespace, tmp_path)
+    run_job(spark, settings, ORDERS_JOB, f"orders-{unique}", topic, namespace, tmp_path)
     assert len(calls) == 2  # refreshed once
 
-    order_rows = sink_contents.all_sinks(settings, namespace, ORDERS)
+    order_rows = sink_contents.all_sinks(settings, namespace, ORDERS_WITH_CHANNEL)
     assert order_rows["postgres"] == order_rows["clickhouse"] == order_rows["cassandra"] == order_rows["lake"]
     rows = order_rows["postgres"]
     assert sorted(k[0] for k in rows) == sorted(expected)

@@ -12,11 +12,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from schemas import contracts
 from schemas.serde import AvroSerializer
-from streaming.jobs import orders
+
 from streaming.jobs.runner import JobConfig, JobRunner
-from streaming.tables import ORDERS
-from tests.conftest import write_toml
-from tests.integration import sink_contents
+from tests.integration import job_process, sink_contents
+from tests.integration.serving_tables import ORDERS, ORDERS_JOB, customers_dimension
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = int(datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc).timestamp() * 1000)
@@ -50,9 +49,8 @@ def hourly(clickhouse_settings, namespace: str) -> list[tuple]:
 
 
 def run_job_process(config: dict, tmp_path: Path, log_name: str) -> subprocess.CompletedProcess:
-    path = tmp_path / f"{log_name}.toml"
-    write_toml(path, config)
-    return subprocess.run([sys.executable, "-m", "streaming.jobs.orders", "--config", str(path), "--available-now"],
+    path = job_process.pipeline_file(config, tmp_path, log_name)
+    return subprocess.run([sys.executable, "-m", "streaming", "run", str(path), "--available-now"],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
@@ -65,6 +63,7 @@ def test_sigkill_after_some_sinks_then_restart_equals_an_uninterrupted_run(
     # A: killed right after the lake, ClickHouse and Cassandra wrote batch 2 (PostgreSQL did not),
     # then restarted without the fault.
     killed_config = {"name": f"eos-a-{unique}", "namespace": f"eos_a_{unique}", **common}
+    customers_dimension(settings, killed_config["namespace"])
     killed = run_job_process({**killed_config, "crash_after": "cassandra:2"}, tmp_path, "killed")
     assert killed.returncode == -9, killed.stderr[-3000:]
     pg_after_kill = sink_contents.postgres(settings, killed_config["namespace"], ORDERS)
@@ -73,7 +72,8 @@ def test_sigkill_after_some_sinks_then_restart_equals_an_uninterrupted_run(
 
     # B: the same input, uninterrupted.
     clean = JobConfig(name=f"eos-b-{unique}", namespace=f"eos_b_{unique}", **common)
-    JobRunner(orders.JOB, clean, settings, spark).run(available_now=True)
+    customers_dimension(settings, clean.namespace)
+    JobRunner(ORDERS_JOB, clean, settings, spark).run(available_now=True)
 
     a = sink_contents.all_sinks(settings, killed_config["namespace"], ORDERS)
     b = sink_contents.all_sinks(settings, clean.namespace, ORDERS)
@@ -107,6 +107,7 @@ def test_sigkill_after_some_partitions_then_restart_equals_an_uninterrupted_run(
     # A: killed once partition 1 of batch 1 wrote all of its sinks (partitions 0, 2, 3 may or may not
     # have), then restarted without the fault.
     killed_config = {"name": f"eosp-a-{unique}", "namespace": f"eosp_a_{unique}", **common}
+    customers_dimension(settings, killed_config["namespace"])
     killed = run_job_process({**killed_config, "crash_after": "partition:1:1"}, tmp_path, "killed")
     assert killed.returncode == -9, killed.stderr[-3000:]
     commits_after_kill = delta_commits(spark, settings, killed_config["namespace"], "orders")
@@ -115,7 +116,8 @@ def test_sigkill_after_some_partitions_then_restart_equals_an_uninterrupted_run(
     assert restarted.returncode == 0, restarted.stderr[-3000:]
 
     clean = JobConfig(name=f"eosp-b-{unique}", namespace=f"eosp_b_{unique}", **common)
-    JobRunner(orders.JOB, clean, settings, spark).run(available_now=True)
+    customers_dimension(settings, clean.namespace)
+    JobRunner(ORDERS_JOB, clean, settings, spark).run(available_now=True)
 
     a = sink_contents.all_sinks(settings, killed_config["namespace"], ORDERS)
     b = sink_contents.all_sinks(settings, clean.namespace, ORDERS)

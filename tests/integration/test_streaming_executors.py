@@ -3,8 +3,8 @@ results, and SIGTERM lets the batch in flight finish before the process exits 0.
 import signal
 import time
 
-from streaming.tables import ORDERS
 from tests.integration import job_process, sink_contents
+from tests.integration.serving_tables import ORDERS, customers_dimension
 from tests.integration.kafka_topics import wait_for
 
 from bench.streaming import OrderProducer  # noqa: E402  (the bench's producer: new keys, valid events)
@@ -18,6 +18,7 @@ def test_a_200k_batch_reaches_every_sink_with_a_1m_driver_result_limit_and_sigte
     producer.send(220_000)
     producer.flush()
     namespace = f"big_{unique}"
+    customers_dimension(settings, namespace)
     config = {"name": f"big-{unique}", "topic": topic, "namespace": namespace, "max_offsets_per_trigger": 200_000,
               "trigger_seconds": 0.5, "checkpoint_dir": str(tmp_path / "checkpoints")}
     # A collected batch of 200K orders is ~30 MB: with a 1 MiB limit any collect() would fail the job.

@@ -7,9 +7,9 @@ import time
 import clickhouse_connect
 
 from stack import lifecycle
-from streaming.jobs import orders
+
 from streaming.jobs.runner import JobConfig, JobRunner
-from streaming.tables import ORDERS
+from tests.integration.serving_tables import ORDERS, ORDERS_JOB, customers_dimension
 from tests.integration import job_process, sink_contents
 from tests.integration.kafka_topics import wait_for
 
@@ -27,6 +27,7 @@ def test_cassandra_clickhouse_and_postgres_outages_under_load(
     producer.send(2000)
     producer.flush()
     namespace = f"out_a_{unique}"
+    customers_dimension(settings, namespace)
     config = {"name": f"out-a-{unique}", "topic": topic, "namespace": namespace, "trigger_seconds": 0.5,
               "max_offsets_per_trigger": 5000, "checkpoint_dir": str(tmp_path / "checkpoints"),
               "reference_refresh_s": 3600, "restart_backoff_s": 2.0, "max_restart_backoff_s": 8.0,
@@ -75,7 +76,8 @@ def test_cassandra_clickhouse_and_postgres_outages_under_load(
 
     clean = JobConfig(name=f"out-b-{unique}", topic=topic, namespace=f"out_b_{unique}", max_offsets_per_trigger=50_000,
                       checkpoint_dir=str(tmp_path / "checkpoints"))
-    JobRunner(orders.JOB, clean, settings, spark).run(available_now=True)
+    customers_dimension(settings, clean.namespace)
+    JobRunner(ORDERS_JOB, clean, settings, spark).run(available_now=True)
     a = sink_contents.all_sinks(settings, namespace, ORDERS)
     b = sink_contents.all_sinks(settings, clean.namespace, ORDERS)
     for sink in ("lake", "clickhouse", "cassandra", "postgres"):

@@ -8,10 +8,11 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from schemas import contracts
 from schemas.serde import AvroSerializer
-from streaming import migrations
-from streaming.jobs import orders
+
 from streaming.jobs.runner import JobConfig, JobRunner
+from streaming.tables import ddl
 from tests.integration.kafka_topics import wait_for
+from tests.integration.serving_tables import CUSTOMERS, ORDERS_JOB
 
 T0 = int(datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc).timestamp() * 1000)
 
@@ -19,7 +20,7 @@ T0 = int(datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc).timestamp() * 1000)
 def test_a_running_job_picks_up_changed_reference_data(spark, settings, kafka_bootstrap, registry_url, unique,
                                                         tmp_path):
     namespace, topic = f"ref_{unique}", f"it.{unique}.ref.orders"
-    migrations.postgres(settings, namespace)
+    ddl.postgres(settings, namespace, CUSTOMERS, "customers")  # the dimension, as the customers job makes it
     pg = psycopg2.connect(settings.postgres.dsn())
     pg.autocommit = True
 
@@ -31,7 +32,10 @@ def test_a_running_job_picks_up_changed_reference_data(spark, settings, kafka_bo
 
     def segment_of(order_id: int):
         with pg.cursor() as cur:
-            cur.execute(f"SELECT customer_segment FROM {namespace}.orders WHERE order_id = %s", (order_id,))
+            try:
+                cur.execute(f"SELECT customer_segment FROM {namespace}.orders WHERE order_id = %s", (order_id,))
+            except psycopg2.errors.UndefinedTable:  # the job creates its table when it starts
+                return None
             row = cur.fetchone()
         return row[0] if row else None
 
@@ -51,7 +55,7 @@ def test_a_running_job_picks_up_changed_reference_data(spark, settings, kafka_bo
     order(1)
     config = JobConfig(name=f"ref-{unique}", topic=topic, namespace=namespace, sinks=["postgres"],
                        trigger_seconds=0.2, reference_refresh_s=0, checkpoint_dir=str(tmp_path / "checkpoints"))
-    runner = JobRunner(orders.JOB, config, settings, spark)
+    runner = JobRunner(ORDERS_JOB, config, settings, spark)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     try:

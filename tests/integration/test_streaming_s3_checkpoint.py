@@ -8,14 +8,16 @@ from minio import Minio
 
 from schemas import contracts
 from schemas.serde import AvroSerializer
-from streaming.jobs import orders
+
 from streaming.jobs.runner import JobConfig, JobRunner
+from tests.integration.serving_tables import ORDERS_JOB, customers_dimension
 
 T0 = int(datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc).timestamp() * 1000)
 
 
 def test_checkpoint_on_s3_is_resumed(spark, settings, kafka_bootstrap, registry_url, s3_settings, unique):
     topic, namespace = f"it.{unique}.s3ck.orders", f"s3ck_{unique}"
+    customers_dimension(settings, namespace)
     registry = SchemaRegistryClient({"url": registry_url})
     value = AvroSerializer(registry, f"{topic}-value", contracts.contract("shop.api.orders").schema)
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
@@ -34,7 +36,7 @@ def test_checkpoint_on_s3_is_resumed(spark, settings, kafka_bootstrap, registry_
                        checkpoint_dir=f"s3a://{settings.s3.lake_bucket}/{prefix}")
 
     def run_and_count_batches() -> int:
-        JobRunner(orders.JOB, config, settings, spark).run(available_now=True)
+        JobRunner(ORDERS_JOB, config, settings, spark).run(available_now=True)
         s3 = Minio(s3_settings.endpoint, access_key=s3_settings.access_key, secret_key=s3_settings.secret_key,
                    secure=s3_settings.secure, region=s3_settings.region)
         return len([o for o in s3.list_objects(settings.s3.lake_bucket, f"{prefix}/{config.name}/commits/")

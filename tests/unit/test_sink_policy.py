@@ -4,7 +4,9 @@ import pytest
 
 from streaming.jobs import failures
 from streaming.sinks.base import RetryPolicy, Sink, SinkUnavailable, WriteToken
-from streaming.tables import ORDERS
+from streaming.tables import Table
+
+ORDERS = Table("orders", ("order_id",), (("order_id", "bigint"),))
 
 
 class FlakyStore(Sink):

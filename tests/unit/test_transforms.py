@@ -5,7 +5,7 @@ import pyarrow as pa
 from pyspark.sql import Row
 
 from streaming.listener import MetricsListener, offsets_behind
-from streaming.transforms import changes, dedupe, enrich, features, normalise
+from streaming.transforms import changes, dedupe, features, normalise
 from streaming.transforms.validate import Rule, check
 
 UTC = timezone.utc
@@ -50,14 +50,6 @@ def test_envelopes_fold_to_the_latest_row_per_key(spark):
 def test_dedupe_on_a_static_frame_drops_every_duplicate(spark):
     df = spark.createDataFrame([("a", 1), ("a", 2), ("b", 3)], "event_id string, n int")
     assert dedupe.within_watermark(df, "event_id", "ts", "10 minutes").count() == 2
-
-
-def test_sql_enrichment_binds_dataframes(spark):
-    events = spark.createDataFrame([(1, 10), (2, 99)], "order_id bigint, customer_id bigint")
-    customers = spark.createDataFrame([(10, "gold", "GB")], "customer_id bigint, segment string, country string")
-    out = {r.order_id: r for r in enrich.with_sql(events, "enrich_orders.sql", customers=customers).collect()}
-    assert (out[1].customer_segment, out[1].customer_country) == ("gold", "GB")
-    assert out[2].customer_segment is None
 
 
 def test_hourly_features_in_spark_and_in_arrow_agree(spark):
