@@ -1,14 +1,17 @@
-"""Reference data is refreshed while the query runs: later micro-batches join with the new rows."""
+"""Reference data is cached: read once per refresh, refreshed while the query runs (later micro-batches
+join with the new rows), and served from the cache while its database is down."""
 import threading
+import time
 from datetime import datetime, timezone
 
+import clickhouse_connect
 import psycopg2
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from schemas import contracts
 from schemas.serde import AvroSerializer
-
+from stack import lifecycle
 from streaming.jobs.runner import JobConfig, JobRunner
 from streaming.tables import ddl
 from tests.integration.kafka_topics import wait_for
@@ -69,6 +72,75 @@ def test_a_running_job_picks_up_changed_reference_data(spark, settings, kafka_bo
         wait_for(lambda: segment_of(3) is not None, 60, "order 3")
         assert segment_of(3) == "platinum"
         assert segment_of(1) == "gold"  # written before the change, and not rewritten
+    finally:
+        runner.stop()
+        thread.join(60)
+        pg.close()
+
+
+def test_reference_data_is_read_once_per_refresh_and_served_from_the_cache_while_its_database_is_down(
+        spark, settings, kafka_bootstrap, registry_url, clickhouse_settings, unique, tmp_path):
+    namespace, topic = f"refc_{unique}", f"it.{unique}.refc.orders"
+    ddl.postgres(settings, namespace, CUSTOMERS, "customers")
+    pg = psycopg2.connect(settings.postgres.dsn())
+    pg.autocommit = True
+    with pg.cursor() as cur:
+        cur.execute(f"INSERT INTO {namespace}.customers (customer_id, segment, country, _version) VALUES (7, 'gold', 'GB', 1)")
+
+    def reads() -> int:
+        """Scans of the dimension's table so far, by anyone (each JDBC read of the reference is one)."""
+        conn = psycopg2.connect(settings.postgres.dsn())
+        with conn.cursor() as cur:
+            cur.execute("SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+                        "WHERE schemaname = %s AND relname = 'customers'", (namespace,))
+            count = cur.fetchone()[0]
+        conn.close()
+        return count
+
+    registry = SchemaRegistryClient({"url": registry_url})
+    value = AvroSerializer(registry, f"{topic}-value", contracts.contract("shop.api.orders").schema)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    ch = clickhouse_connect.get_client(host=clickhouse_settings.host, port=clickhouse_settings.port)
+
+    def order(order_id: int) -> None:
+        at = T0 + order_id
+        producer.produce(topic, value=value({
+            "event_id": f"refc-{order_id}", "event_time": at, "source": {"connector": "test", "position": "0", "ts_ms": at},
+            "order_id": order_id, "customer_id": 7, "status": "NEW", "amount": 1.0, "currency": "EUR",
+            "updated_at": at}))
+        producer.flush(30)
+
+    def segment_of(order_id: int):
+        try:
+            rows = ch.query(f"SELECT customer_segment FROM {namespace}.orders FINAL WHERE order_id = {order_id}").result_rows
+        except Exception:  # the table appears when the job starts
+            return None
+        return rows[0][0] if rows else None
+
+    order(0)
+    before = reads()
+    config = JobConfig(name=f"refc-{unique}", topic=topic, namespace=namespace, sinks=["clickhouse"],
+                       trigger_seconds=0.2, reference_refresh_s=3600, checkpoint_dir=str(tmp_path / "checkpoints"))
+    runner = JobRunner(ORDERS_JOB, config, settings, spark)
+    batches = []
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: segment_of(0) == "gold", 120, "order 0 enriched")
+        for order_id in range(1, 21):  # one order per micro-batch: 20 more batches
+            order(order_id)
+            wait_for(lambda: segment_of(order_id) == "gold", 60, f"order {order_id} enriched")
+            batches.append(order_id)
+        time.sleep(1.5)  # PostgreSQL publishes a closed session's counters within a second
+        assert reads() - before <= 1, f"{reads() - before} reads of the reference over {len(batches) + 1} batches"
+
+        lifecycle.down(["postgres"], echo=lambda *_: None)
+        try:
+            for order_id in range(100, 103):
+                order(order_id)
+                wait_for(lambda: segment_of(order_id) == "gold", 60, f"order {order_id} joined while PostgreSQL is down")
+        finally:
+            assert not lifecycle.up(["postgres"], echo=lambda *_: None), "postgres did not come back"
     finally:
         runner.stop()
         thread.join(60)
