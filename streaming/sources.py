@@ -5,8 +5,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from settings import Settings
 
-# The rows Spark's Kafka source gives (headers aside), as a Spark schema.
-KAFKA_COLUMNS = "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp, timestampType int"
+# The rows Spark's Kafka source gives (headers aside), as a Spark schema, and every column's name.
+KAFKA_SCHEMA = "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp, timestampType int"
+KAFKA_COLUMNS = frozenset(column.split()[0] for column in KAFKA_SCHEMA.split(", ")) | {"headers"}
 
 
 def _kafka_options(settings: Settings) -> dict[str, str]:

@@ -160,7 +160,7 @@ def serving_table(job: JobDefinition, config: JobConfig, settings: Settings, spa
     """The table a query of ``job`` would write if it started now (from the topic's newest reader
     schema in the registry), planned on no data: for tools and tests that need its shape."""
     decoder = decoding.Decoder.from_registry(SchemaRegistryClient({"url": settings.registry.url}), config.topic)
-    records = spark.createDataFrame([], sources.KAFKA_COLUMNS)
+    records = spark.createDataFrame([], sources.KAFKA_SCHEMA)
     ctx = BatchContext(spark, settings, config)
     ctx.reference.update({name: load(ctx) for name, load in job.reference.items()})  # their columns, not rows
     return prepare(decoder.decode(records), job, ctx)[0]

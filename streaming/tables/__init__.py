@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from pyspark.sql.types import StructType
 
+from streaming.sources import KAFKA_COLUMNS
 from streaming.tables.types import supported
 
 VERSION, DELETED = "_version", "_deleted"
 # Columns of a transformed stream that are not the table's: Kafka's record, the decoder's and the
 # validator's bookkeeping, the envelope's source metadata, and the pipeline's own columns.
-NOT_COLUMNS = frozenset({"key", "value", "topic", "partition", "offset", "timestamp", "timestampType", "headers",
-                         "_schema_id", "_decode_error", "_error", "source", VERSION, DELETED})
+NOT_COLUMNS = KAFKA_COLUMNS | {"_schema_id", "_decode_error", "_error", "source", VERSION, DELETED}
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-
-KAFKA_COLUMNS = frozenset({"key", "value", "topic", "partition", "offset", "timestamp", "timestampType"})
+from streaming.sources import KAFKA_COLUMNS
 
 
 def trim_strings(df: DataFrame) -> DataFrame:

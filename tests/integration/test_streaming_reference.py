@@ -20,6 +20,23 @@ from tests.integration.serving_tables import CUSTOMERS, ORDERS_JOB
 T0 = int(datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc).timestamp() * 1000)
 
 
+def _order_sender(registry_url: str, kafka_bootstrap: str, topic: str):
+    """order(id): one valid order of customer 7 on ``topic``, flushed."""
+    value = AvroSerializer(SchemaRegistryClient({"url": registry_url}), f"{topic}-value",
+                           contracts.contract("shop.api.orders").schema)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+
+    def order(order_id: int) -> None:
+        at = T0 + order_id
+        producer.produce(topic, value=value({
+            "event_id": f"{topic}-{order_id}", "event_time": at,
+            "source": {"connector": "test", "position": "0", "ts_ms": at}, "order_id": order_id,
+            "customer_id": 7, "status": "NEW", "amount": 1.0, "currency": "EUR", "updated_at": at}))
+        producer.flush(30)
+
+    return order
+
+
 def test_a_running_job_picks_up_changed_reference_data(spark, settings, kafka_bootstrap, registry_url, unique,
                                                         tmp_path):
     namespace, topic = f"ref_{unique}", f"it.{unique}.ref.orders"
@@ -42,17 +59,7 @@ def test_a_running_job_picks_up_changed_reference_data(spark, settings, kafka_bo
             row = cur.fetchone()
         return row[0] if row else None
 
-    registry = SchemaRegistryClient({"url": registry_url})
-    value = AvroSerializer(registry, f"{topic}-value", contracts.contract("shop.api.orders").schema)
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
-
-    def order(order_id: int) -> None:
-        at = T0 + order_id
-        producer.produce(topic, value=value({
-            "event_id": f"ref-{order_id}", "event_time": at, "source": {"connector": "test", "position": "0", "ts_ms": at},
-            "order_id": order_id, "customer_id": 7, "status": "NEW", "amount": 1.0, "currency": "EUR",
-            "updated_at": at}))
-        producer.flush(30)
+    order = _order_sender(registry_url, kafka_bootstrap, topic)
 
     set_segment("gold")
     order(1)
@@ -97,18 +104,8 @@ def test_reference_data_is_read_once_per_refresh_and_served_from_the_cache_while
         conn.close()
         return count
 
-    registry = SchemaRegistryClient({"url": registry_url})
-    value = AvroSerializer(registry, f"{topic}-value", contracts.contract("shop.api.orders").schema)
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    order = _order_sender(registry_url, kafka_bootstrap, topic)
     ch = clickhouse_connect.get_client(host=clickhouse_settings.host, port=clickhouse_settings.port)
-
-    def order(order_id: int) -> None:
-        at = T0 + order_id
-        producer.produce(topic, value=value({
-            "event_id": f"refc-{order_id}", "event_time": at, "source": {"connector": "test", "position": "0", "ts_ms": at},
-            "order_id": order_id, "customer_id": 7, "status": "NEW", "amount": 1.0, "currency": "EUR",
-            "updated_at": at}))
-        producer.flush(30)
 
     def segment_of(order_id: int):
         try:
