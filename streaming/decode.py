@@ -68,12 +68,14 @@ class Decoder:
         subject = subject_for(topic)
         versions = registry.get_versions(subject)
         writers: dict[int, str] = {}
-        for version in versions:
+        reader = ""
+        for version in sorted(versions):
             registered = registry.get_version(subject, version)
-            writers[registered.schema_id] = registered.schema.schema_str
+            writers[registered.schema_id] = reader = registered.schema.schema_str
         for schema_id in extra_ids:  # ids seen in data but registered under another subject
             writers.setdefault(schema_id, registry.get_schema(schema_id).schema_str)
-        reader = registry.get_latest_version(subject).schema.schema_str
+        # The newest version is the reader: not get_latest_version(), which the client caches for
+        # its life, so a job that refreshes for a new writer id would keep the old reader schema.
         return cls(subject, reader, writers)
 
     def decode(self, df: DataFrame) -> DataFrame:

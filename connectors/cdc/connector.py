@@ -8,6 +8,8 @@ the snapshot restarts it on a new slot.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import select
 import time
@@ -46,12 +48,33 @@ class CdcConfig(ConnectorConfig):
     # this database moves (and the slot with it) even when only other databases are written.
     heartbeat_query: str | None = None
     max_pending_events: int = 200_000
+    # The columns that identify a row of a table with no primary key ("schema.table" -> columns),
+    # like Debezium's message.key.columns: its Kafka key and its serving tables' key. A table with
+    # a primary key may name other columns here too.
+    keys: dict[str, list[str]] = {}
+    # Tables captured insert-only: only INSERTs are published (a second publication WITH
+    # (publish = 'insert')), so PostgreSQL needs no replica identity for their UPDATEs and DELETEs.
+    insert_only: list[str] = []
 
     def slot_name(self) -> str:
         return self.slot or f"kappa_{self.name}".replace("-", "_")
 
     def publication_name(self) -> str:
         return self.publication or f"kappa_{self.name}".replace("-", "_")
+
+    def publications(self) -> dict[str, tuple[list[str], str | None]]:
+        """Publication name -> (its tables, its publish option): all changes, and inserts only."""
+        changes = [t for t in self.tables if t not in self.insert_only]
+        inserts = [t for t in self.tables if t in self.insert_only]
+        return {self.publication_name(): (changes, None), f"{self.publication_name()}_inserts": (inserts, "insert")}
+
+
+class BadValue(ValueError):
+    """A column value with no form in the table's Avro schema (e.g. NaN in a numeric(p, s))."""
+
+
+class TableNotCapturable(SystemExit):
+    """A table the connector cannot publish as configured; the message names the table and the fix."""
 
 
 @dataclass
@@ -77,6 +100,7 @@ class CdcConnector:
         self.checkpoints = CheckpointStore(settings, config.name)
         self.tables: dict[int, TableState] = {}
         self._by_name: dict[tuple[str, str], TableState] = {}
+        self.keys: dict[str, tuple[str, ...]] = {}   # "schema.table" -> its key columns
         self._sql: psycopg2.extensions.connection | None = None
         self._lag = metrics.LAG.labels(config.name, "wal_bytes")
 
@@ -85,12 +109,83 @@ class CdcConnector:
         return psycopg2.connect(self.dsn, options=SESSION_OPTIONS, application_name=f"kappa-cdc-{self.config.name}",
                                 **kwargs)
 
-    def _ensure_publication(self) -> None:
-        names = [sql.SQL(".").join(map(sql.Identifier, t.split(".", 1))) for t in self.config.tables]
+    def _ensure_publications(self) -> list[str]:
+        """Create or update the publications; returns those that have tables (the ones to stream)."""
+        streamed = []
         with self._sql.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.config.publication_name(),))
-            verb = "ALTER PUBLICATION {} SET TABLE {}" if cur.fetchone() else "CREATE PUBLICATION {} FOR TABLE {}"
-            cur.execute(sql.SQL(verb).format(sql.Identifier(self.config.publication_name()), sql.SQL(", ").join(names)))
+            for publication, (tables, publish) in self.config.publications().items():
+                cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,))
+                exists = cur.fetchone() is not None
+                if not tables:
+                    if exists:
+                        cur.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication)))
+                    continue
+                names = sql.SQL(", ").join(sql.SQL(".").join(map(sql.Identifier, t.split(".", 1))) for t in tables)
+                if exists:
+                    cur.execute(sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(sql.Identifier(publication), names))
+                    if publish:
+                        cur.execute(sql.SQL("ALTER PUBLICATION {} SET (publish = {})").format(
+                            sql.Identifier(publication), sql.Literal(publish)))
+                else:
+                    cur.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}{}").format(
+                        sql.Identifier(publication), names,
+                        sql.SQL(" WITH (publish = {})").format(sql.Literal(publish)) if publish else sql.SQL("")))
+                streamed.append(publication)
+        return streamed
+
+    def _resolve_key(self, qualified: str) -> tuple[str, ...]:
+        """The key columns of a table; refuses, naming the fix, a table whose changes cannot be captured.
+
+        Without a primary key or replica identity PostgreSQL refuses every UPDATE and DELETE of a
+        published table, so such a table is never published as is: it needs a key, REPLICA
+        IDENTITY FULL and a declared key, or insert-only capture with a declared key.
+        """
+        schema, table = qualified.split(".", 1)
+        with self._sql.cursor() as cur:
+            cur.execute(
+                """SELECT c.relreplident,
+                          (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i
+                             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                            WHERE i.indrelid = c.oid AND i.indisprimary),
+                          (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i
+                             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                            WHERE i.indrelid = c.oid AND i.indisreplident),
+                          array(SELECT attname::text FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0
+                                AND NOT attisdropped)
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = %s AND c.relname = %s""",
+                (schema, table),
+            )
+            row = cur.fetchone()
+        if row is None:
+            raise TableNotCapturable(f"table {qualified} (config 'tables') does not exist in database {self.database}")
+        identity, primary, identity_index, columns = row
+        declared = self.config.keys.get(qualified)
+        if declared:
+            missing = [c for c in declared if c not in columns]
+            if missing:
+                raise TableNotCapturable(f"table {qualified}: key columns {missing} (config 'keys') are not columns "
+                                         f"of the table; it has {columns}")
+        key = tuple(declared or primary or (identity_index if identity == "i" else None) or ())
+        insert_only = qualified in self.config.insert_only
+        if insert_only and not key:
+            raise TableNotCapturable(f"table {qualified} is captured insert-only (config 'insert_only') but has no "
+                                     f"key: declare one, e.g. keys = {{ \"{qualified}\" = [\"id\"] }}")
+        has_identity = identity == "f" or (identity == "d" and primary) or (identity == "i" and identity_index)
+        if not insert_only and not has_identity:
+            raise TableNotCapturable(
+                f"table {qualified} has no replica identity (no primary key, REPLICA IDENTITY "
+                f"{ {'d': 'DEFAULT', 'n': 'NOTHING', 'i': 'USING INDEX', 'f': 'FULL'}[identity]}): once published, "
+                f"PostgreSQL would refuse its UPDATEs and DELETEs. Fix one of: ALTER TABLE {qualified} ADD PRIMARY "
+                f"KEY (...); or ALTER TABLE {qualified} REPLICA IDENTITY FULL and declare its key in 'keys'; or "
+                f"capture it insert-only: insert_only = [\"{qualified}\"] with its key in 'keys'")
+        if not key:
+            raise TableNotCapturable(
+                f"table {qualified} has REPLICA IDENTITY FULL but no primary key: its events would have no Kafka "
+                f"key. Declare the columns that identify a row: keys = {{ \"{qualified}\" = [...] }}")
+        return key
 
     def _catalog_relation(self, qualified: str) -> tuple[pgoutput.Relation, dict[str, str], set[str]]:
         """The table's columns as pgoutput would describe them, with comments and NOT NULL flags."""
@@ -98,23 +193,28 @@ class CdcConnector:
         with self._sql.cursor() as cur:
             cur.execute(
                 """SELECT c.oid, a.attname, a.atttypid, a.atttypmod, a.attnotnull,
-                          col_description(c.oid, a.attnum),
-                          coalesce(a.attnum = ANY(i.indkey), false), c.relreplident
+                          col_description(c.oid, a.attnum), c.relreplident
                      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                     LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
                     WHERE n.nspname = %s AND c.relname = %s ORDER BY a.attnum""",
                 (schema, table),
             )
             rows = cur.fetchall()
         if not rows:
-            raise SystemExit(f"table {qualified} (config 'tables') does not exist in database {self.database}")
-        columns = tuple(pgoutput.Column(r[1], r[2], r[3], r[6]) for r in rows)
-        relation = pgoutput.Relation(rows[0][0], schema, table, rows[0][7], columns)
+            raise TableNotCapturable(f"table {qualified} (config 'tables') does not exist in database {self.database}")
+        columns = tuple(pgoutput.Column(r[1], r[2], r[3], False) for r in rows)
+        relation = pgoutput.Relation(rows[0][0], schema, table, rows[0][6], columns)
         return relation, {r[1]: r[5] for r in rows if r[5]}, {r[1] for r in rows if r[4]}
+
+    def _with_key(self, relation: pgoutput.Relation) -> pgoutput.Relation:
+        """``relation`` with the resolved key marked (pgoutput marks every column of a FULL identity)."""
+        key = self.keys[f"{relation.schema}.{relation.table}"]
+        columns = tuple(dataclasses.replace(c, is_key=c.name in key) for c in relation.columns)
+        return dataclasses.replace(relation, columns=columns)
 
     def _register(self, relation: pgoutput.Relation) -> TableState:
         """Schemas and serializers for a table (again after an ALTER TABLE changed its columns)."""
+        relation = self._with_key(relation)
         _, comments, not_null = self._catalog_relation(f"{relation.schema}.{relation.table}")
         topic = f"{self.config.topic_prefix}.{relation.table}"
         namespace = envelope.namespace_for(topic)
@@ -122,7 +222,7 @@ class CdcConnector:
         key_schema = envelope.key_schema(namespace, relation)
         key = self.producer.serializer(topic, key_schema, is_key=True) if key_schema else None
         state = TableState(relation, topic, value, key,
-                           parsers=[types.parser(c.type_oid) for c in relation.columns],
+                           parsers=[types.parser(c.type_oid, c.type_modifier) for c in relation.columns],
                            key_index=[i for i, c in enumerate(relation.columns) if c.is_key],
                            row_type=f"{namespace}.Value")
         self.tables[relation.oid] = state
@@ -133,7 +233,14 @@ class CdcConnector:
     def _row(self, state: TableState, values: list) -> dict:
         row = {}
         for column, parse, text in zip(state.relation.columns, state.parsers, values, strict=True):
-            row[column.name] = None if text is None or text is pgoutput.UNCHANGED else parse(text)
+            if text is None or text is pgoutput.UNCHANGED:
+                row[column.name] = None
+                continue
+            try:
+                row[column.name] = parse(text)
+            except ValueError as exc:
+                raise BadValue(f"column {column.name} ({types.type_name(column.type_oid)}) of "
+                               f"{state.relation.schema}.{state.relation.table}: {exc}") from None
         return row
 
     def _key(self, state: TableState, row: dict) -> bytes | None:
@@ -168,9 +275,9 @@ class CdcConnector:
             for index, qualified in enumerate(self.config.tables):
                 schema, table = qualified.split(".", 1)
                 state = self._by_name[(schema, table)]
-                columns = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name))
-                                             for c in state.relation.columns)
+                columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in state.relation.columns)
                 with conn.cursor(name=f"snapshot_{index}") as cur:
+                    _as_output_text(cur, state.relation)
                     cur.itersize = 10_000
                     cur.execute(sql.SQL("SELECT {} FROM {}.{}").format(columns, sql.Identifier(schema), sql.Identifier(table)))
                     previous = None
@@ -189,10 +296,15 @@ class CdcConnector:
         log.info("snapshot done", extra={"events": count, "lsn": pgoutput.lsn_to_str(lsn)})
 
     def _snapshot_row(self, state: TableState, values, lsn: int, ts_ms: int, marker: str) -> int:
-        row = self._row(state, list(values))
         # Same table, same row content => same id, so a snapshot redone after a crash re-sends, not duplicates.
         position = (f"pg:{self.database}:{state.relation.schema}.{state.relation.table}:r:"
                     + "\x1f".join("\x00" if v is None else v for v in values))
+        try:
+            row = self._row(state, list(values))
+        except BadValue as bad:
+            self.producer.dead_letter(state.topic, json.dumps(list(values)), str(bad), f"snapshot at LSN "
+                                      f"{pgoutput.lsn_to_str(lsn)}")
+            return 0
         self._emit(state, "r", None, row, lsn=lsn, txid=None, ts_ms=ts_ms, snapshot=marker, event_id=event_id(position))
         return 1
 
@@ -200,7 +312,8 @@ class CdcConnector:
     def run(self) -> None:
         self._sql = self._connect()
         self._sql.autocommit = True
-        self._ensure_publication()
+        self.keys = {qualified: self._resolve_key(qualified) for qualified in self.config.tables}  # before publishing
+        publications = self._ensure_publications()
         for qualified in self.config.tables:
             self._register(self._catalog_relation(qualified)[0])
         self.producer.ensure_topics(sorted({s.topic for s in self.tables.values()}), self.config.partitions)
@@ -211,7 +324,7 @@ class CdcConnector:
             if self.stop.is_set():
                 return
             cur.start_replication(slot_name=self.config.slot_name(), decode=False, status_interval=10,
-                                  options={"proto_version": "1", "publication_names": self.config.publication_name()})
+                                  options={"proto_version": "1", "publication_names": ",".join(publications)})
             self._stream(cur)
         finally:
             repl.close()
@@ -273,7 +386,7 @@ class CdcConnector:
                     pending, last_commit_time = 0, now
             elif isinstance(event, pgoutput.Relation):
                 known = self.tables.get(event.oid)
-                if known is None or known.relation.columns != event.columns:
+                if known is None or _shape(known.relation) != _shape(event):
                     self._register(event)
             elif event is not None:
                 if msg.data_start != ordinal_lsn:
@@ -287,6 +400,17 @@ class CdcConnector:
         log.info("stopped", extra={"confirmed_lsn": pgoutput.lsn_to_str(confirmed)})
 
     def _change(self, event, begin: pgoutput.Begin, lsn: int, ordinal: int) -> int:
+        """Publish one change; a change with a value Avro cannot carry goes to the table's DLQ instead."""
+        try:
+            return self._publish_change(event, begin, lsn, ordinal)
+        except BadValue as bad:
+            state = self.tables[event.relation_oid]
+            images = {name: getattr(event, name, None) for name in ("old", "new")}
+            self.producer.dead_letter(state.topic, json.dumps(images, default=str), str(bad),
+                                      f"LSN {pgoutput.lsn_to_str(lsn)} #{ordinal}")
+            return 0
+
+    def _publish_change(self, event, begin: pgoutput.Begin, lsn: int, ordinal: int) -> int:
         if isinstance(event, pgoutput.Truncate):
             names = [f"{self.tables[o].relation.schema}.{self.tables[o].relation.table}" for o in event.relation_oids
                      if o in self.tables]
@@ -338,3 +462,22 @@ class CdcConnector:
                 cur.send_feedback(flush_lsn=target, force=True)
                 return target
         return confirmed
+
+
+def _as_output_text(cur, relation: pgoutput.Relation) -> None:
+    """Make ``cur`` return every column as the text of its type's output function, as pgoutput sends it.
+
+    A ``::text`` cast is not that text for every type (``char(n)`` loses its padding), so the
+    snapshot reads the values as they are and keeps psycopg2 from converting them.
+    """
+    oids = tuple({c.type_oid for c in relation.columns})
+    psycopg2.extensions.register_type(psycopg2.extensions.new_type(oids, "KAPPA_OUTPUT_TEXT", _text), cur)
+
+
+def _text(value: str | None, _cur) -> str | None:
+    return value
+
+
+def _shape(relation: pgoutput.Relation) -> list[tuple[str, int, int]]:
+    """A relation's columns as they decide its schema (names, types), not pgoutput's key flags."""
+    return [(c.name, c.type_oid, c.type_modifier) for c in relation.columns]

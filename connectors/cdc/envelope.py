@@ -23,7 +23,7 @@ def _column_field(column, comment: str | None, not_null: bool) -> dict:
     # Every column is optional in Avro: a delete's key-only "before" image has no value for the
     # other columns, and adding a NOT NULL column stays a BACKWARD-compatible change.
     doc = comment or f"Column {column.name} ({types.type_name(column.type_oid)}{', NOT NULL' if not_null else ''})."
-    return {"name": column.name, "type": ["null", types.avro_type(column.type_oid)], "default": None, "doc": doc}
+    return {"name": column.name, "type": ["null", types.avro_type(column.type_oid, column.type_modifier)], "default": None, "doc": doc}
 
 
 def value_schema(namespace: str, relation: Relation, comments: dict[str, str], not_null: set[str]) -> dict:
@@ -71,7 +71,7 @@ def key_schema(namespace: str, relation: Relation) -> dict | None:
     return {
         "type": "record", "name": "Key", "namespace": namespace,
         "doc": f"Primary key of {relation.schema}.{relation.table}.",
-        "fields": [{"name": c.name, "type": types.avro_type(c.type_oid), "doc": f"Key column {c.name}."}
+        "fields": [{"name": c.name, "type": types.avro_type(c.type_oid, c.type_modifier), "doc": f"Key column {c.name}."}
                    for c in keys],
     }
 

@@ -2,7 +2,7 @@
 
     name = "orders"                          # the query: checkpoint folder, tokens, metrics
     topic = "shop.api.orders"
-    key = ["order_id"]                       # the serving table's key (its columns come from the schema)
+    key = ["order_id"]                       # the serving table's key (default: the topic's key schema, as CDC registers)
     version = "updated_at"                   # events: the column that orders the changes of a key
     [validate]                               # rejected rows go to <topic>.dlq, naming the rule
     required = ["order_id", "amount"]
@@ -21,15 +21,20 @@ events' version, normalisation, validation, reference joins, the SQL file, then 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import tomllib
 from pathlib import Path
 from typing import Literal
 
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import BaseModel, ConfigDict, Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from schemas.serde import subject_for
+from settings import Settings, get_settings
 from streaming.jobs.runner import BatchContext, JobConfig, JobDefinition
 from streaming.transforms import changes, enrich, normalise
 from streaming.transforms.validate import ERROR, Rule, check
@@ -54,7 +59,9 @@ class Validation(BaseModel):
 
 class Normalisation(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    trim: bool = True                # trim every string column; empty strings become null
+    # Trim every string column, empty strings become null. Default: on for events, off for CDC
+    # (a captured table is replicated as it is: char(n) keeps its padding, '' stays '').
+    trim: bool | None = None
     upper: list[str] = []            # codes in upper case
 
 
@@ -71,7 +78,7 @@ class Pipeline(JobConfig):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     table: str | None = None         # default: the topic's last part
-    key: list[str]
+    key: list[str] = []              # default: the fields of the topic's key schema (<topic>-key, e.g. CDC)
     envelope: Literal["auto", "cdc", "events"] = "auto"
     version: str = "event_time"      # events only: a timestamp or number column
     validate_: Validation = Field(default_factory=Validation, alias="validate")
@@ -81,15 +88,32 @@ class Pipeline(JobConfig):
     python: str | None = None        # a module: transform(rows, ctx) -> rows, extra(changes, out)
     migrations: Path | None = None   # hand-written DDL, <store>/V<NNN>__*.sql, relative to the pipeline file
 
-    def definition(self) -> JobDefinition:
+    def definition(self, settings: Settings | None = None) -> JobDefinition:
+        """The job; without a ``key`` in the file it is read from the registry (``settings``' registry)."""
         module = importlib.import_module(self.python) if self.python else None
+        key = tuple(self.key) or registry_key(settings or get_settings(), self.name, self.topic)
         return JobDefinition(
-            table=self.table or self.topic.rsplit(".", 1)[-1], key=tuple(self.key),
+            table=self.table or self.topic.rsplit(".", 1)[-1], key=key,
             transform=_Transform(self, getattr(module, "transform", None)),
             extra=getattr(module, "extra", None),
             reference={name: _Loader(name, ref) for name, ref in self.reference.items()},
             hold=tuple(name for name, ref in self.reference.items() if ref.on_missing == "hold"),
             migrations=self.migrations)
+
+
+def registry_key(settings: Settings, pipeline: str, topic: str) -> tuple[str, ...]:
+    """The fields of the topic's registered key schema: what the CDC connector keys a table's events by."""
+    subject = subject_for(topic, is_key=True)
+    try:
+        schema = json.loads(SchemaRegistryClient({"url": settings.registry.url}).get_latest_version(subject)
+                            .schema.schema_str)
+    except SchemaRegistryError as exc:
+        raise ValueError(f"pipeline {pipeline}: no 'key' in the file, and the registry has no key schema for "
+                         f"{topic} (subject {subject}: {exc.error_message}): set key = [\"column\", ...]") from None
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        raise ValueError(f"pipeline {pipeline}: the key schema of {topic} (subject {subject}) is not a record of "
+                         f"columns: set key = [\"column\", ...] in the file")
+    return tuple(f["name"] for f in schema["fields"])
 
 
 def load(path: Path, **overrides) -> Pipeline:
@@ -113,7 +137,7 @@ class _Transform:
         cdc = p.envelope == "cdc" or (p.envelope == "auto" and CDC_FIELDS <= set(rows.columns))
         if cdc:
             rows = changes.from_envelope(rows)
-        if p.normalise.trim:
+        if p.normalise.trim if p.normalise.trim is not None else not cdc:
             rows = normalise.trim_strings(rows)
         rows = normalise.upper_codes(rows, *p.normalise.upper)
         rows = check(rows, p.validate_.rules())

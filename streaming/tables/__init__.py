@@ -55,14 +55,14 @@ def derive(job: str, name: str, key: tuple[str, ...], schema: StructType) -> Tab
     fields = {f.name: f.dataType.simpleString() for f in schema.fields if f.name not in NOT_COLUMNS}
     missing = [k for k in key if k not in fields]
     if not key or missing:
-        raise TableError(f"job {job}: the key {list(key)} of table {name} is not among its columns "
+        raise TableError(f"pipeline {job}: the key {list(key)} of table {name} is not among its columns "
                          f"{sorted(fields)}: set 'key' to columns of the topic's schema (or of the SQL transform)")
     if "event_time" not in fields:
-        raise TableError(f"job {job}: table {name} has no event_time column, which the lake partitions by: "
+        raise TableError(f"pipeline {job}: table {name} has no event_time column, which the lake partitions by: "
                          "every event carries one (schemas/); select it in the SQL transform")
     for column, spark_type in fields.items():
         if not supported(spark_type):
-            raise TableError(f"job {job}: column {column} of table {name} is a {spark_type}, which no store "
+            raise TableError(f"pipeline {job}: column {column} of table {name} is a {spark_type}, which no store "
                              "has a column type for: flatten it (or drop it) in the pipeline's SQL transform")
     ordered = [*key, *(c for c in fields if c not in key)]
     return Table(name, tuple(key), tuple((c, fields[c]) for c in ordered))

@@ -27,9 +27,9 @@ def check_existing(job: str, store: str, qualified: str, table: Table, existing:
                    key: list[str], types) -> list[str]:
     """The table's columns ``existing`` (name -> store type) lacks; raises on a type or key change."""
     if list(key) != list(table.key):
-        raise TableError(f"job {job}: {store} table {qualified} has the key {key}, the job's key is "
-                         f"{list(table.key)}: a store cannot change a table's key in place; use the table's "
-                         "key in the job, or write to a new namespace (or drop the table) and replay")
+        raise TableError(f"pipeline {job}: {store} table {qualified} has the key {key}, the pipeline's key is "
+                         f"{list(table.key)}: a store cannot change a table's key in place; set 'key' in the "
+                         "pipeline file to the table's key, or write to a new namespace (or drop the table) and replay")
     missing = []
     for column, spark_type in table.columns:
         wanted = types(column, spark_type)
@@ -37,7 +37,7 @@ def check_existing(job: str, store: str, qualified: str, table: Table, existing:
         if have is None:
             missing.append(column)
         elif have != wanted:
-            raise TableError(f"job {job}: column {column} of {store} table {qualified} is {have}, the schema now "
+            raise TableError(f"pipeline {job}: column {column} of {store} table {qualified} is {have}, the schema now "
                              f"makes it {wanted} (Spark {spark_type}): a store cannot change a column's type in "
                              "place. Keep the field's type and add a field with a new name, or write to a new "
                              "namespace (or drop the table) and replay")

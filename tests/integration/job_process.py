@@ -28,7 +28,13 @@ def pipeline_file(settings: dict, tmp_path: Path, name: str, pipeline: str = "or
 
 def start(config: dict, tmp_path: Path, log_name: str, pipeline: str = "orders", available_now: bool = False,
           spark_conf: dict | None = None) -> subprocess.Popen:
-    path = pipeline_file(config, tmp_path, log_name, pipeline)
+    """One of the platform's pipelines, with ``config`` replacing its settings, as a process."""
+    return run_file(pipeline_file(config, tmp_path, log_name, pipeline), tmp_path, log_name, available_now, spark_conf)
+
+
+def run_file(path: Path, tmp_path: Path, log_name: str, available_now: bool = False,
+             spark_conf: dict | None = None) -> subprocess.Popen:
+    """``python -m streaming run <path>``, its output in ``<tmp_path>/<log_name>.log``."""
     env = dict(os.environ)
     if spark_conf:
         env["KAPPA_SPARK__CONF"] = json.dumps(spark_conf)

@@ -143,7 +143,7 @@ def test_snapshot_stream_sigkill_restart_loses_nothing(cdc_table, postgres_setti
         else:
             state[key] = value["after"]
     with conn.cursor() as cur:
-        cur.execute(f"SELECT id, status, amount::text, note FROM public.{table}")
+        cur.execute(f"SELECT id, status, amount, note FROM public.{table}")  # numeric(12, 2): an Avro decimal
         rows = {r[0]: r[1:] for r in cur.fetchall()}
     assert {k: (v["status"], v["amount"], v["note"]) for k, v in state.items()} == rows
     sample = next(v for v in streamed if v["op"] == "c")
@@ -189,4 +189,55 @@ def test_idle_slot_does_not_pin_wal(postgres_settings, kafka_bootstrap, registry
             cur.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
             cur.execute(f"DROP PUBLICATION IF EXISTS {slot}")
             cur.execute(f"DROP TABLE public.{captured}, public.{other}")
+        conn.close()
+
+
+def test_a_table_without_replica_identity_is_refused_or_captured_insert_only(
+        postgres_settings, kafka_bootstrap, registry_url, run_connector, unique):
+    """PostgreSQL refuses UPDATE and DELETE on a published table with no replica identity: the
+    connector never publishes one as is. It says why and how to fix it, or, when told to, captures
+    its inserts only (a publication WITH (publish = 'insert')), keyed by the declared columns."""
+    conn = psycopg2.connect(postgres_settings.dsn())
+    conn.autocommit = True
+    table, name = f"cdc_nokey_{unique}", f"nk-{unique}"
+    qualified, slot = f"public.{table}", f"kappa_{name}".replace("-", "_")
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {qualified} (site text, seq int, reading real)")
+        cur.execute(f"INSERT INTO {qualified} VALUES ('a', 1, 0.5)")
+    config = {"name": name, "tables": [qualified], "topic_prefix": f"it.nk{unique}", "commit_interval_s": 0.3}
+    proc = None
+    try:
+        refused = run_connector("cdc", config, "refused.log")
+        assert refused.wait(60) == 1
+        message = refused.log_path.read_text()
+        assert f"table {qualified} has no replica identity" in message and "REPLICA IDENTITY FULL" in message
+        assert "insert_only" in message and "ADD PRIMARY KEY" in message
+        with conn.cursor() as cur:  # not published, so still updatable
+            cur.execute(f"UPDATE {qualified} SET reading = 1.5")
+            cur.execute("SELECT count(*) FROM pg_publication_tables WHERE tablename = %s", (table,))
+            assert cur.fetchone()[0] == 0
+
+        proc = run_connector("cdc", {**config, "insert_only": [qualified], "keys": {qualified: ["site", "seq"]}})
+        topic = f"it.nk{unique}.{table}"
+        wait_for(lambda: slot_lsn(conn, slot), 60, "the slot")
+        with conn.cursor() as cur:
+            cur.execute(f"INSERT INTO {qualified} VALUES ('b', 2, 2.5)")
+            cur.execute(f"UPDATE {qualified} SET reading = 3.5 WHERE site = 'b'")  # allowed, not published
+            cur.execute(f"DELETE FROM {qualified} WHERE site = 'a'")
+            cur.execute(f"INSERT INTO {qualified} VALUES ('c', 3, 4.5)")
+        records = wait_for(lambda: (lambda r: r if len([x for x in r if x["value"]["op"] == "c"]) >= 2 else None)(
+            read_topic(kafka_bootstrap, registry_url, topic)), 60, "the inserts")
+        assert sorted([(r["value"]["op"], r["key"]) for r in records], key=lambda r: r[1]["seq"]) == [
+            ("r", {"site": "a", "seq": 1}), ("c", {"site": "b", "seq": 2}), ("c", {"site": "c", "seq": 3})]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
+                        (slot,))
+            cur.execute(f"DROP PUBLICATION IF EXISTS {slot}, {slot}_inserts")
+            cur.execute(f"DROP TABLE {qualified}")
         conn.close()

@@ -1,5 +1,8 @@
 """pgoutput messages, built byte by byte as the PostgreSQL documentation specifies, decode correctly."""
 import struct
+from decimal import Decimal
+
+import pytest
 
 from connectors.cdc import pgoutput, types
 
@@ -60,4 +63,16 @@ def test_text_values_become_avro_values():
     assert types.parser(types.DATE)("1970-01-11") == 10
     assert types.parser(types.BYTEA)("\\x00ff") == b"\x00\xff"
     assert types.parser(types.NUMERIC)("12345678901234567890.12") == "12345678901234567890.12"
-    assert types.avro_type(types.NUMERIC) == "string"
+    assert types.avro_type(types.NUMERIC) == "string"  # unconstrained: no scale to fix, the exact text
+
+
+def test_numeric_with_precision_is_an_avro_decimal():
+    modifier = ((12 << 16) | 2) + 4  # numeric(12, 2), as atttypmod and pgoutput carry it
+    assert types.decimal_precision(modifier) == (12, 2)
+    assert types.avro_type(types.NUMERIC, modifier) == {"type": "bytes", "logicalType": "decimal",
+                                                         "precision": 12, "scale": 2}
+    assert types.parser(types.NUMERIC, modifier)("-1234.50") == Decimal("-1234.50")
+    with pytest.raises(ValueError, match="NaN has no Avro decimal form"):
+        types.parser(types.NUMERIC, modifier)("NaN")
+    assert types.decimal_precision(((60 << 16) | 2) + 4) is None  # wider than Spark's 38 digits: text
+    assert types.avro_type(types.TIMESTAMP)["logicalType"] == "local-timestamp-micros"

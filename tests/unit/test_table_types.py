@@ -37,7 +37,7 @@ def test_derive_puts_the_key_first_and_leaves_out_what_is_not_a_column():
 
 def test_derive_names_the_column_a_store_cannot_hold_and_the_fix():
     schema = _schema(id=T.LongType(), event_time=T.TimestampType(), tags=T.ArrayType(T.StringType()))
-    with pytest.raises(TableError, match="job j: column tags of table t is a array<string>.*flatten it"):
+    with pytest.raises(TableError, match="pipeline j: column tags of table t is a array<string>.*flatten it"):
         derive("j", "t", ("id",), schema)
     with pytest.raises(TableError, match=r"the key \['nope'\] of table t is not among its columns"):
         derive("j", "t", ("nope",), _schema(id=T.LongType(), event_time=T.TimestampType()))
