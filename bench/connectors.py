@@ -203,7 +203,7 @@ def bench_files(events: int) -> tuple[float, list]:
         }), Path(folder) / "payments.parquet")
         tag = uuid.uuid4().hex[:8]
         config = FilesConfig(name=f"bench-files-{tag}", topic=f"bench.files{tag}.payments", contract="shop.files.payments",
-                             directory=folder, key_field="payment_id", time_field="paid_at")
+                             directory=folder, key=["payment_id"], time_field="paid_at")
         connector = FilesConnector(config, get_settings())
         started = time.perf_counter()
         connector.scan()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timezone
 from typing import Any
@@ -26,6 +27,15 @@ def event_id(*parts: object) -> str:
     return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).hexdigest()
 
 
+def namespace_for(topic: str) -> str:
+    """The topic as an Avro namespace: each part letters, digits and _, not starting with a digit."""
+    def part(text: str) -> str:
+        name = re.sub(r"[^A-Za-z0-9_]", "_", text)
+        return f"_{name}" if not name or name[0].isdigit() else name
+
+    return ".".join(part(p) for p in topic.split("."))
+
+
 def epoch_ms(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("a boolean is not a time")
@@ -40,6 +50,15 @@ def epoch_ms(value: Any) -> int:
     if text.lstrip("-").isdigit():
         return int(text)
     return epoch_ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def epoch_days(value: Any) -> int:
+    """An Avro date: days since 1970-01-01, from a date, or an ISO date text."""
+    if isinstance(value, datetime):
+        value = value.date()
+    if not isinstance(value, date):
+        value = date.fromisoformat(str(value).strip())
+    return value.toordinal() - date(1970, 1, 1).toordinal()
 
 
 def _boolean(value: Any) -> bool:
@@ -88,6 +107,8 @@ def _coercer(avro_type: Any) -> tuple[Callable[[Any], Any], bool]:
             return epoch_ms, False
         if logical in ("timestamp-micros", "local-timestamp-micros"):
             return (lambda v: epoch_ms(v) * 1000), False
+        if logical == "date":
+            return epoch_days, False
         if avro_type.get("type") == "enum":
             symbols = set(avro_type["symbols"])
 

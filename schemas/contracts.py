@@ -44,6 +44,13 @@ def contract(topic: str, directory: Path = CONTRACTS_DIR) -> Contract:
     return Contract(topic, path, path.read_text())
 
 
+def from_file(path: Path, topic: str) -> Contract:
+    """A contract kept outside ``schemas/avro`` (e.g. one ``python -m streaming new`` wrote), for ``topic``."""
+    if not path.exists():
+        raise FileNotFoundError(f"no contract {path} (for topic {topic!r})")
+    return Contract(topic, path, path.read_text())
+
+
 def compatibility_levels(path: Path = SUBJECTS_FILE) -> dict[str, str]:
     """Subject -> level for subjects that do not use the registry default."""
     if not path.exists():

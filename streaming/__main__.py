@@ -1,4 +1,5 @@
 """``python -m streaming run <pipeline>.toml``: run one pipeline as a long-running process.
+``python -m streaming new ...`` writes a starting pipeline file (:mod:`streaming.jobs.scaffold`).
 
 Exit status: 0 after SIGTERM/SIGINT (the batch in flight finished) or when ``--available-now``
 reached the end; 1 when the job gave up (the last log line says why), so a supervisor
@@ -19,10 +20,58 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--available-now", action="store_true",
                      help="process what is in the topic now, then stop (tests, catch-up)")
     run.add_argument("--log-level", default="INFO")
+    new = commands.add_parser(
+        "new", help="write a starting pipeline file from the registry, the catalog or a sample file",
+        description="A starting pipeline file for: a topic the registry has; a PostgreSQL table to capture "
+                    "(schema.table with --topic-prefix); or files like --sample (and their Avro contract).")
+    new.add_argument("source", help="a topic; schema.table with --topic-prefix; with --sample, the topic to publish to")
+    new.add_argument("--topic-prefix", help="CDC: the connector's topic_prefix (reads the table from the catalog)")
+    new.add_argument("--sample", type=Path, help="a CSV, JSON Lines or Parquet file like those to publish")
+    new.add_argument("--key", help="the key columns, comma-separated (default: the topic's key schema / primary key)")
+    new.add_argument("--time-field", help="--sample: the column holding each row's time (default: ingest time)")
+    new.add_argument("--namespace", default="serving", help="where the serving tables go (default: serving)")
+    new.add_argument("--output", type=Path, help="the pipeline file to write (default: <table>.toml here)")
+    new.add_argument("--contract", type=Path,
+                     help="--sample: the contract to write (default: schemas/avro/<topic>.avsc)")
+    new.add_argument("--force", action="store_true", help="overwrite files that exist")
     args = parser.parse_args(argv)
+    if args.command == "new":
+        return _new(args)
     from streaming.jobs.main import run_pipeline
 
     return run_pipeline(args.pipeline, available_now=args.available_now, log_level=args.log_level)
+
+
+def _new(args: argparse.Namespace) -> int:
+    from schemas.contracts import CONTRACTS_DIR
+    from settings import get_settings
+    from streaming.jobs import scaffold
+
+    key = [k.strip() for k in args.key.split(",") if k.strip()] if args.key else None
+    contract = args.contract or CONTRACTS_DIR / f"{args.source}.avsc"
+    output = args.output
+    written = [p for p in (output, contract if args.sample else None) if p is not None and p.exists()]
+    if written and not args.force:
+        print(f"{', '.join(map(str, written))} exists: pass --force to overwrite", file=sys.stderr)
+        return 1
+    try:
+        if args.sample:
+            draft = scaffold.from_sample(args.sample, args.source, key or [], contract, args.time_field)
+        elif args.topic_prefix:
+            draft = scaffold.from_catalog(get_settings(), args.source, args.topic_prefix, key)
+        else:
+            draft = scaffold.from_registry(get_settings(), args.source, key)
+    except (scaffold.DraftError, OSError) as exc:
+        print(f"python -m streaming new: {exc}", file=sys.stderr)
+        return 1
+    draft.namespace = args.namespace
+    output = output or Path(f"{draft.name}.toml")
+    if output.exists() and not args.force:
+        print(f"{output} exists: pass --force to overwrite", file=sys.stderr)
+        return 1
+    output.write_text(scaffold.render(draft))
+    print(f"wrote {output}" + (f" and {contract}" if args.sample else ""))
+    return 0
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from connectors import metrics
 from connectors.cdc import envelope, pgoutput, types
 from connectors.checkpoints import CheckpointStore
 from connectors.producer import EventProducer
-from connectors.records import event_id
+from connectors.records import event_id, namespace_for
 from connectors.runtime import ConnectorConfig, StopFlag
 from settings import Settings
 
@@ -67,6 +67,38 @@ class CdcConfig(ConnectorConfig):
         changes = [t for t in self.tables if t not in self.insert_only]
         inserts = [t for t in self.tables if t in self.insert_only]
         return {self.publication_name(): (changes, None), f"{self.publication_name()}_inserts": (inserts, "insert")}
+
+
+@dataclass(frozen=True)
+class TableIdentity:
+    """What the catalog says identifies a table's rows."""
+
+    replica_identity: str             # d(efault), n(othing), f(ull), i(ndex)
+    primary_key: list[str] | None
+    identity_index: list[str] | None  # the REPLICA IDENTITY USING INDEX index's columns
+    columns: list[str]
+    not_null: list[str]
+
+
+def table_identity(cur, qualified: str) -> TableIdentity | None:
+    """The catalog's view of ``schema.table`` (None if it does not exist)."""
+    schema, table = qualified.split(".", 1)
+    index_columns = """(SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i
+                         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                        WHERE i.indrelid = c.oid AND i.{})"""
+    cur.execute(
+        f"""SELECT c.relreplident, {index_columns.format('indisprimary')}, {index_columns.format('indisreplident')},
+                   array(SELECT attname::text FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0
+                         AND NOT attisdropped ORDER BY attnum),
+                   array(SELECT attname::text FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0
+                         AND NOT attisdropped AND attnotnull ORDER BY attnum)
+              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = %s AND c.relname = %s""",
+        (schema, table),
+    )
+    row = cur.fetchone()
+    return None if row is None else TableIdentity(*row)
 
 
 class BadValue(ValueError):
@@ -140,28 +172,12 @@ class CdcConnector:
         published table, so such a table is never published as is: it needs a key, REPLICA
         IDENTITY FULL and a declared key, or insert-only capture with a declared key.
         """
-        schema, table = qualified.split(".", 1)
         with self._sql.cursor() as cur:
-            cur.execute(
-                """SELECT c.relreplident,
-                          (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i
-                             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-                             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-                            WHERE i.indrelid = c.oid AND i.indisprimary),
-                          (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i
-                             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-                             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-                            WHERE i.indrelid = c.oid AND i.indisreplident),
-                          array(SELECT attname::text FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0
-                                AND NOT attisdropped)
-                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                    WHERE n.nspname = %s AND c.relname = %s""",
-                (schema, table),
-            )
-            row = cur.fetchone()
-        if row is None:
+            found = table_identity(cur, qualified)
+        if found is None:
             raise TableNotCapturable(f"table {qualified} (config 'tables') does not exist in database {self.database}")
-        identity, primary, identity_index, columns = row
+        identity, primary, identity_index, columns = (found.replica_identity, found.primary_key,
+                                                      found.identity_index, found.columns)
         declared = self.config.keys.get(qualified)
         if declared:
             missing = [c for c in declared if c not in columns]
@@ -217,7 +233,7 @@ class CdcConnector:
         relation = self._with_key(relation)
         _, comments, not_null = self._catalog_relation(f"{relation.schema}.{relation.table}")
         topic = f"{self.config.topic_prefix}.{relation.table}"
-        namespace = envelope.namespace_for(topic)
+        namespace = namespace_for(topic)
         value = self.producer.serializer(topic, envelope.value_schema(namespace, relation, comments, not_null))
         key_schema = envelope.key_schema(namespace, relation)
         key = self.producer.serializer(topic, key_schema, is_key=True) if key_schema else None

@@ -7,16 +7,8 @@ partition, and the tombstone after a delete compacts the row away.
 """
 from __future__ import annotations
 
-import re
-
 from connectors.cdc import types
 from connectors.cdc.pgoutput import Relation
-
-
-def _name(text: str) -> str:
-    """A valid Avro name part: letters, digits and _, not starting with a digit."""
-    name = re.sub(r"[^A-Za-z0-9_]", "_", text)
-    return f"_{name}" if not name or name[0].isdigit() else name
 
 
 def _column_field(column, comment: str | None, not_null: bool) -> dict:
@@ -75,6 +67,3 @@ def key_schema(namespace: str, relation: Relation) -> dict | None:
                    for c in keys],
     }
 
-
-def namespace_for(topic: str) -> str:
-    return ".".join(_name(part) for part in topic.split("."))

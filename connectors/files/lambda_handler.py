@@ -48,7 +48,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         key = unquote_plus(record["s3"]["object"]["key"])  # S3 event keys are URL-encoded
         source = S3Prefix(connector.s3, bucket, "", connector.config.patterns)
         stat = connector.s3.stat_object(bucket, key)      # the object as it is now, not as notified
-        ref = source.ref(key, stat.size, stat.etag)
+        ref = source.ref(key, stat.size, stat.etag, stat.last_modified)
         if ref is None:
             skipped.append({"uri": f"s3://{bucket}/{key}", "why": "not a configured pattern/format"})
         elif connector.publish(source, ref):

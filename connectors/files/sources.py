@@ -1,7 +1,9 @@
 """Where files come from: a local directory, or an S3 prefix through the minio SDK.
 
 A file's identity is its URI, size and checksum (SHA-256 locally, the ETag on S3): the manifest
-records identities, so a file is published once, and again only if its content changes.
+records identities, so a file is published once, and again only if its content changes. Its
+modification time (``LastModified`` on S3) is when it landed: the ingest time of data with no time
+column of its own.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from minio import Minio
@@ -24,13 +27,20 @@ class FileRef:
     size: int
     checksum: str
     format: str
+    modified_ms: int                  # last modification, epoch ms: when this version landed
 
 
-def sha256(path: Path) -> str:
+def sha256(path: Path, length: int | None = None) -> str:
+    """SHA-256 of the file, or of its first ``length`` bytes."""
     digest = hashlib.sha256()
+    remaining = length if length is not None else -1
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
+        while remaining:
+            chunk = f.read(1 << 20 if remaining < 0 else min(1 << 20, remaining))
+            if not chunk:
+                break
             digest.update(chunk)
+            remaining = remaining - len(chunk) if remaining > 0 else remaining
     return digest.hexdigest()
 
 
@@ -45,7 +55,8 @@ class LocalDirectory:
                 continue
             fmt = file_format(path.name)
             if fmt and any(fnmatch.fnmatch(path.name, p) for p in self.patterns):
-                yield FileRef(path.as_uri(), path.stat().st_size, sha256(path), fmt)
+                stat = path.stat()
+                yield FileRef(path.as_uri(), stat.st_size, sha256(path), fmt, int(stat.st_mtime * 1000))
 
     @contextmanager
     def open(self, ref: FileRef) -> Iterator[Path]:
@@ -56,18 +67,18 @@ class S3Prefix:
     def __init__(self, client: Minio, bucket: str, prefix: str, patterns: list[str]) -> None:
         self.client, self.bucket, self.prefix, self.patterns = client, bucket, prefix, patterns
 
-    def ref(self, key: str, size: int, etag: str) -> FileRef | None:
+    def ref(self, key: str, size: int, etag: str, last_modified: datetime) -> FileRef | None:
         fmt = file_format(key)
         name = key.rsplit("/", 1)[-1]
         if not fmt or not any(fnmatch.fnmatch(name, p) for p in self.patterns):
             return None
-        return FileRef(f"s3://{self.bucket}/{key}", size, etag.strip('"'), fmt)
+        return FileRef(f"s3://{self.bucket}/{key}", size, etag.strip('"'), fmt, int(last_modified.timestamp() * 1000))
 
     def list(self) -> Iterator[FileRef]:
         for obj in self.client.list_objects(self.bucket, prefix=self.prefix, recursive=True):
             if obj.is_dir:
                 continue
-            ref = self.ref(obj.object_name, obj.size, obj.etag)
+            ref = self.ref(obj.object_name, obj.size, obj.etag, obj.last_modified)
             if ref:
                 yield ref
 

@@ -75,7 +75,7 @@ def test_directory_and_s3_prefix_each_row_once_malformed_rows_in_dlq(
     put(client, bucket, "elsewhere/payments-5.csv", CSV.encode())  # outside the prefix
     topic = f"it.{unique}.files.payments"
     config = {"name": f"files-{unique}", "topic": topic, "contract": "shop.files.payments", "directory": str(inbox),
-              "s3_bucket": bucket, "s3_prefix": "incoming/", "key_field": "payment_id", "time_field": "paid_at",
+              "s3_bucket": bucket, "s3_prefix": "incoming/", "key": ["payment_id"], "time_field": "paid_at",
               "poll_interval_s": 0.3}
 
     first = run_connector("files", config, log_name="first.log")
@@ -114,8 +114,12 @@ def test_directory_and_s3_prefix_each_row_once_malformed_rows_in_dlq(
     second.send_signal(signal.SIGTERM)
     assert second.wait(30) == 0
     seen = {e["event_id"] for e in got}
-    new = [e["payment_id"] for e in events(kafka_bootstrap, registry_url, topic) if e["event_id"] not in seen]
-    assert sorted(new) == ["p-10", "p-11", "p-60"]  # the changed file is a new version
+    after = events(kafka_bootstrap, registry_url, topic)
+    new = [e["payment_id"] for e in after if e["event_id"] not in seen]
+    assert new == ["p-60"]
+    # The changed file is a new version, published again; its unchanged rows keep their ids.
+    assert sorted(e["payment_id"] for e in after).count("p-10") == 2
+    assert len({e["event_id"] for e in after if e["payment_id"] in ("p-10", "p-11")}) == 2
 
 
 def test_lambda_handler_publishes_an_s3_object_once_and_shares_the_manifest(
@@ -127,7 +131,7 @@ def test_lambda_handler_publishes_an_s3_object_once_and_shares_the_manifest(
     put(client, bucket, key, parquet_bytes(700, 4))
     topic = f"it.{unique}.files.lambda"
     config = {"name": f"lambda-{unique}", "topic": topic, "contract": "shop.files.payments", "s3_bucket": bucket,
-              "s3_prefix": "drop zone/", "key_field": "payment_id", "time_field": "paid_at", "poll_interval_s": 0.3}
+              "s3_prefix": "drop zone/", "key": ["payment_id"], "time_field": "paid_at", "poll_interval_s": 0.3}
     config_path = tmp_path / "files.toml"
     write_toml(config_path, config)
     monkeypatch.setenv("KAPPA_FILES_CONFIG", str(config_path))
