@@ -156,6 +156,37 @@ def prepare(decoded: DataFrame, job: JobDefinition, ctx: BatchContext) -> tuple[
     return table, checked.select(*table.all_columns, *original, error.alias(ERROR))
 
 
+def unique_events(decoded: DataFrame, watermark: str) -> DataFrame:
+    """Decoded rows without the re-sends of an ``event_id`` (a stream: within ``watermark``; a bounded
+    read, as replay's: all of them).
+
+    Duplicates are re-sends that arrive close together, so the watermark runs on arrival time (the
+    Kafka record's timestamp), not event time: events that are old by event time (backfills, late
+    sources) are never dropped as late. Undecodable rows have no event_id and are never duplicates.
+    """
+    keyed = (decoded
+             .withColumn("_dedupe_id", F.coalesce(F.col(f"{decoding.DECODED}.event_id"),
+                                                  F.format_string("%s/%d/%d", "topic", "partition", "offset")))
+             .withColumn("_dedupe_time", F.col("timestamp")))
+    return dedupe.within_watermark(keyed, "_dedupe_id", "_dedupe_time", watermark)
+
+
+def prepare_stores(job: JobDefinition, config: JobConfig, settings: Settings, table: Table,
+                   ensured: dict[str, Table], migrate: bool = True) -> None:
+    """The job's serving table in each of its stores, created or evolved to ``table``, and (with
+    ``migrate``) its hand-written migrations, recorded under the pipeline's name. ``ensured`` (store
+    -> the table last made there) spares the DDL when nothing changed."""
+    stores = [s for s in PARTITION_SINKS if s in config.sinks]
+    if migrate and job.migrations is not None:
+        for store in stores:
+            if migrations.files(job.migrations, store):
+                migrations.APPLY[store](settings, config.namespace, config.name, job.migrations)
+    for store in stores:
+        if ensured.get(store) != table:
+            table_ddl.ENSURE[store](settings, config.namespace, table, config.name)
+            ensured[store] = table
+
+
 def serving_table(job: JobDefinition, config: JobConfig, settings: Settings, spark: SparkSession) -> Table:
     """The table a query of ``job`` would write if it started now (from the topic's newest reader
     schema in the registry), planned on no data: for tools and tests that need its shape."""
@@ -260,8 +291,12 @@ class JobRunner:
     def _load_reference(self) -> None:
         """The first load of the reference data; waits while a ``hold`` reference has no rows."""
         while True:
-            held = [name for name in self.refresh_reference(force=True) if name in self.job.hold]
+            empty = self.refresh_reference(force=True)
+            held = [name for name in empty if name in self.job.hold]
             if not held or self._stop.is_set():
+                for name in empty:
+                    log.warning("job %s: reference %s has no rows: rows join with nulls until it has (on_missing "
+                                "= \"hold\" waits for it instead)", self.config.name, name)
                 return
             log.warning("job %s holds: reference %s has no rows yet; it starts when it has (checked every %.0f s)",
                         self.config.name, ", ".join(held), HOLD_CHECK_S)
@@ -282,38 +317,12 @@ class JobRunner:
                 raise
             raise failures.ServerUnavailable(registry, f"reading the writer schemas of {self.config.topic}", exc) from exc
 
-    def _prepare_stores(self, table: Table) -> None:
-        """The job's serving table in each of its stores, created or evolved to ``table`` (at every
-        query start: a restart for a new writer schema may bring columns); the hand-written
-        migrations once per run."""
-        stores = [s for s in PARTITION_SINKS if s in self.config.sinks]
-        if not self._migrated and self.job.migrations is not None:
-            for store in stores:
-                if migrations.files(self.job.migrations, store):
-                    migrations.APPLY[store](self.settings, self.config.namespace, self.config.name,
-                                            self.job.migrations)
-        self._migrated = True
-        for store in stores:
-            if self._ensured.get(store) != table:  # a restart with the same schema needs no DDL
-                table_ddl.ENSURE[store](self.settings, self.config.namespace, table, self.config.name)
-                self._ensured[store] = table
-
     def _prepared(self, decoder: decoding.Decoder) -> tuple[Table, DataFrame]:
         """The job's stream up to :func:`prepare`: read, decode, dedupe, transform."""
         raw = sources.read_stream(self.spark, self.settings, topics=[self.config.topic],
                                   starting_offsets=self.config.starting_offsets,
                                   max_offsets_per_trigger=self.config.max_offsets_per_trigger)
-        decoded = decoder.decode(raw)
-        # Duplicates (same event_id) are re-sends that arrive close together, so the watermark runs
-        # on arrival time (the Kafka record's timestamp), not event time: events that are old by
-        # event time (backfills, late sources) are never dropped as late. Undecodable rows have
-        # no event_id and are never duplicates.
-        keyed = (decoded
-                 .withColumn("_dedupe_id", F.coalesce(F.col(f"{decoding.DECODED}.event_id"),
-                                                      F.format_string("%s/%d/%d", "topic", "partition", "offset")))
-                 .withColumn("_dedupe_time", F.col("timestamp")))
-        unique_rows = dedupe.within_watermark(keyed, "_dedupe_id", "_dedupe_time", self.config.watermark)
-        return prepare(unique_rows, self.job, self.ctx)
+        return prepare(unique_events(decoder.decode(raw), self.config.watermark), self.job, self.ctx)
 
     def _start(self, prepared: DataFrame, writer: BatchWriter, available_now: bool):
         def each_batch(batch: DataFrame, batch_id: int) -> None:
@@ -352,7 +361,9 @@ class JobRunner:
             if self._stop.is_set():
                 return True
         table, prepared = self._prepared(decoder)
-        self._prepare_stores(table)
+        # At every query start: a restart for a new writer schema may bring columns.
+        prepare_stores(self.job, self.config, self.settings, table, self._ensured, migrate=not self._migrated)
+        self._migrated = True
         partitions = fixed_partitions(self.spark, self.config.checkpoint, self.config.sink_partitions)
         pids = (os.getpid(), self.spark.sparkContext._jvm.ProcessHandle.current().pid()) if self.config.crash_after else ()
         writer = BatchWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, pids), partitions)

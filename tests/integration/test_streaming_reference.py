@@ -12,7 +12,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from schemas import contracts
 from schemas.serde import AvroSerializer
 from stack import lifecycle
-from streaming.jobs.runner import JobConfig, JobRunner
+from streaming.jobs import pipeline
+from streaming.jobs.runner import HOLD_CHECK_S, JobConfig, JobRunner
 from streaming.tables import ddl
 from tests.integration.kafka_topics import wait_for
 from tests.integration.serving_tables import CUSTOMERS, ORDERS_JOB
@@ -138,6 +139,63 @@ def test_reference_data_is_read_once_per_refresh_and_served_from_the_cache_while
                 wait_for(lambda: segment_of(order_id) == "gold", 60, f"order {order_id} joined while PostgreSQL is down")
         finally:
             assert not lifecycle.up(["postgres"], echo=lambda *_: None), "postgres did not come back"
+    finally:
+        runner.stop()
+        thread.join(60)
+        pg.close()
+
+
+def test_a_pipeline_that_holds_waits_for_its_reference_and_then_joins(spark, settings, kafka_bootstrap, registry_url,
+                                                                      unique, tmp_path):
+    """on_missing = "hold": an empty reference at start holds the job (nothing written, said in the
+    log) until the reference has rows; then every order joins with them, none with nulls."""
+    namespace, topic = f"hold_{unique}", f"it.{unique}.hold.orders"
+    ddl.postgres(settings, namespace, CUSTOMERS, "customers")  # exists, but empty
+    order = _order_sender(registry_url, kafka_bootstrap, topic)
+    for order_id in range(1, 4):
+        order(order_id)
+    path = tmp_path / "held.toml"
+    path.write_text(f'''name = "held-{unique}"
+topic = "{topic}"
+key = ["order_id"]
+namespace = "{namespace}"
+sinks = ["postgres"]
+trigger_seconds = 0.2
+checkpoint_dir = "{tmp_path / 'checkpoints'}"
+
+[reference.customers]
+postgres = "customers_current"
+join = ["customer_id"]
+columns = {{ segment = "customer_segment" }}
+on_missing = "hold"
+''')
+    held = pipeline.load(path)
+    runner = JobRunner(held.definition(settings), held, settings, spark)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    pg = psycopg2.connect(settings.postgres.dsn())
+    pg.autocommit = True
+    with pg.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", (f"{namespace}.orders",))
+        assert cur.fetchone()[0] is None
+    thread.start()
+    try:
+        time.sleep(2 * HOLD_CHECK_S)  # held: it has not even made its table
+        with pg.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s)", (f"{namespace}.orders",))
+            assert cur.fetchone()[0] is None
+            cur.execute(f"INSERT INTO {namespace}.customers (customer_id, segment, country, _version) "
+                        "VALUES (7, 'gold', 'GB', 1)")
+
+        def segments():
+            with pg.cursor() as cur:
+                try:
+                    cur.execute(f"SELECT order_id, customer_segment FROM {namespace}.orders ORDER BY order_id")
+                except psycopg2.errors.UndefinedTable:
+                    return None
+                rows = cur.fetchall()
+            return rows if len(rows) == 3 else None
+
+        assert wait_for(segments, 90, "the held orders, joined") == [(1, "gold"), (2, "gold"), (3, "gold")]
     finally:
         runner.stop()
         thread.join(60)
