@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv up status down clean demo test test-unit schemas-check
+.PHONY: help venv up status down clean demo test test-unit schemas-check backfill
 
 help:
 	@echo "make demo       start the local stack and run the demo pipeline"
@@ -17,6 +17,7 @@ help:
 	@echo "make clean      stop every service and delete its data"
 	@echo "make test-unit  only the tests that need no server"
 	@echo "make schemas-check  validate schemas/avro/*.avsc and register them (fails on an incompatible change)"
+	@echo "make backfill FROM=.. TO=.. [JOB=..] [DRY_RUN=1]  replay pipelines over a range (python -m batch_replay --help)"
 
 venv: $(VENV)/.installed
 
@@ -45,6 +46,11 @@ demo: up
 
 test: up
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# make backfill FROM=2026-12-01 TO=2026-12-02 [JOB=orders] [MODE=live] [SOURCE=kafka] [DRY_RUN=1]
+backfill: up
+	$(PY) -m batch_replay --from "$(FROM)" --to "$(or $(TO),latest)" --mode "$(or $(MODE),live)" \
+	  --source "$(or $(SOURCE),kafka)" $(if $(JOB),--job "$(JOB)") $(if $(DRY_RUN),--dry-run) $(BACKFILL_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
