@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 MODES = ("live",)
-SOURCES = ("kafka",)
+SOURCES = ("kafka", "lake")
 DEFAULT_CHUNK_EVENTS = 200_000
 
 
@@ -30,7 +30,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="exclusive end: an ISO time, 'latest' (default), or offsets per partition")
     parser.add_argument("--mode", choices=MODES, default="live",
                         help="live: idempotent upserts into the serving tables (safe beside the live job)")
-    parser.add_argument("--source", choices=SOURCES, default="kafka", help="where the records are read")
+    parser.add_argument("--source", choices=SOURCES, default="kafka",
+                        help="kafka, or lake: the raw archive the pipeline keeps with archive = true, for ranges "
+                             "Kafka no longer retains")
     parser.add_argument("--namespace", help="the serving tables' namespace (default: the pipeline file's)")
     parser.add_argument("--sinks", help="comma-separated (default for live: clickhouse,cassandra,postgres; add "
                                         "lake to append the replayed changes to the lake's history too)")
@@ -78,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging("batch-replay", args.log_level)
     settings = get_settings()
+    from streaming.session import build_session
+    from streaming.sinks import archive
+
+    spark = build_session("batch-replay") if args.source == "lake" else None  # the archive is read with Spark
     plans = []
     try:  # every job's plan before anything is written
         start, end = ranges.parse_bound(args.start), ranges.parse_bound(args.end)
@@ -86,24 +92,32 @@ def main(argv: list[str] | None = None) -> int:
         for path in _pipeline_paths(args.job):
             overrides = {"namespace": args.namespace} if args.namespace else {}
             pipeline = pipelines.load(path, **overrides)
+            # The archive is the one the pipeline keeps, in its own namespace, wherever the replay writes.
+            location = archive.path(settings, pipelines.load(path).namespace, pipeline.topic)
             sinks = tuple(s.strip() for s in args.sinks.split(",")) if args.sinks else \
                 tuple(s for s in LIVE_SINKS if s in pipeline.sinks)
             unknown = sorted(set(sinks) - set(SINKS))
             if unknown:
                 raise ranges.ReplayRefused(f"unknown sinks {unknown} (--sinks); known: {list(SINKS)}")
-            span = ranges.resolve(settings, pipeline.topic, start, end)
-            plans.append(Plan(pipeline, span, args.chunk_events, pipeline.sink_partitions, sinks))
+            if args.source == "kafka":
+                span = ranges.resolve(settings, pipeline.topic, start, end)
+            else:
+                span = ranges.resolve_archive(spark, location, pipeline.topic, start, end)
+            plans.append(Plan(pipeline, span, args.chunk_events, pipeline.sink_partitions, sinks, args.source,
+                              location))
     except (ranges.ReplayRefused, ValidationError, OSError, ValueError) as exc:
         print(f"batch_replay: refused: {exc}", file=sys.stderr)
+        if spark is not None:
+            spark.stop()
         return 1
     if args.dry_run:
         for plan in plans:
             print("\n".join(plan.describe(_table(plan.pipeline))))
         print("dry run: nothing written")
+        if spark is not None:
+            spark.stop()
         return 0
-    from streaming.session import build_session
-
-    spark = build_session("batch-replay")
+    spark = spark or build_session("batch-replay")
     spark.sparkContext.setLogLevel("ERROR")
     try:
         for plan in plans:

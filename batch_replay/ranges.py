@@ -3,7 +3,9 @@
 A bound is a time (ISO 8601, UTC unless it says otherwise), ``earliest``/``latest``, or offsets per
 partition (``0:120,1:98``). Times become offsets with Kafka's own index (``offsets_for_times``:
 the first record at or after the time), so FROM is inclusive and TO exclusive, like Airflow's data
-intervals. A range Kafka no longer holds in full is refused, naming the earliest retained time.
+intervals. A range Kafka no longer holds in full is refused, naming the earliest retained time. From the
+lake's raw archive (:mod:`streaming.sinks.archive`) the same bounds select the archived records
+by their Kafka timestamp and offset, so a range replays the same from either source.
 
 Chunks are bounded slices of the range, in offset order per partition. A chunk's identity is the
 range's id (topic, offsets, chunk size, sink partitions) and its index, so a rerun of the same
@@ -151,7 +153,8 @@ def resolve(settings: Settings, topic: str, start: Bound, end: Bound) -> ReplayR
                                     " swap them")
             if _starts_before_retention(kafka, topic, partition, start, first, low):
                 retained = kafka.timestamp_at(topic, partition, low)
-                since = f"{_when(retained)} (offset {low})" if retained is not None else f"offset {low}"
+                since = f"{_when(retained)} (offset {low})" if retained is not None else \
+                    f"offset {low}, and holds no record now"
                 raise ReplayRefused(
                     f"partition {partition} of {topic} no longer holds the start of the range: Kafka retains it "
                     f"from {since}. Replay that part from the lake's archive (SOURCE=lake), or start at or after "
@@ -185,4 +188,36 @@ def _starts_before_retention(kafka: _Kafka, topic: str, partition: int, start: B
     if first > low:
         return False
     retained = kafka.timestamp_at(topic, partition, low)  # the range starts at the log start: did it begin earlier?
-    return retained is not None and retained > int(start.timestamp() * 1000)
+    # Nothing retained at all (every record deleted): their times are unknown, so the range may need them.
+    return retained is None or retained > int(start.timestamp() * 1000)
+
+
+def resolve_archive(spark, location: str, topic: str, start: Bound, end: Bound) -> ReplayRange:
+    """The offsets of [start, end) in the raw archive at ``location`` (a Delta table), per partition."""
+    from pyspark.sql import functions as F
+
+    from streaming.sinks import archive
+
+    if isinstance(start, datetime) and isinstance(end, datetime) and start >= end:
+        raise ReplayRefused(f"FROM {start.isoformat()} is not before TO {end.isoformat()}: the range [FROM, TO) "
+                            "is empty; swap them")
+    if not archive.exists(spark, location):
+        raise ReplayRefused(f"the lake has no raw archive of {topic} at {location}: the pipeline keeps one with "
+                            "archive = true (from then on); replay older data from Kafka (SOURCE=kafka)")
+    rows = archive.read(spark, location).where(F.col("topic") == topic)
+    if isinstance(start, datetime):
+        rows = rows.where(F.col("timestamp") >= F.lit(start))
+    if isinstance(end, datetime):
+        rows = rows.where(F.col("timestamp") < F.lit(end))
+    found = {r["partition"]: (r["first"], r["last"] + 1) for r in
+             rows.groupBy("partition").agg(F.min("offset").alias("first"), F.max("offset").alias("last")).collect()}
+    if not found:
+        raise ReplayRefused(f"the raw archive at {location} holds no record of {topic} in the range")
+    ranges = []
+    for partition, (first, after) in sorted(found.items()):
+        if isinstance(start, dict):
+            first = max(first, start.get(partition, first))
+        if isinstance(end, dict):
+            after = min(after, end.get(partition, after))
+        ranges.append(PartitionRange(partition, first, max(first, after)))
+    return ReplayRange(topic, tuple(ranges))

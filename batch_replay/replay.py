@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from batch_replay.ranges import PartitionRange, ReplayRange, offsets_json
 from settings import Settings
@@ -30,6 +31,7 @@ from streaming import decode as decoding
 from streaming import sources
 from streaming.jobs.pipeline import Pipeline
 from streaming.jobs.runner import BatchContext, batch_plan, prepare, prepare_stores, unique_events
+from streaming.sinks import archive
 from streaming.sinks.writer import PARTITION_SINKS, BatchWriter
 from streaming.tables import Table
 
@@ -60,6 +62,8 @@ class Plan:
     chunk_events: int
     sink_partitions: int | None   # None in a dry run without Spark: its default parallelism
     sinks: tuple[str, ...]
+    source: str = "kafka"         # or "lake": the raw archive (streaming.sinks.archive) at archive_location
+    archive_location: str | None = None
 
     @property
     def replay_id(self) -> str:
@@ -74,7 +78,7 @@ class Plan:
         name = self.replay_id if self.sink_partitions else f"{self.pipeline.name}.replay"
         partitions = f"{self.sink_partitions} sink partitions" if self.sink_partitions else \
             "as many sink partitions as Spark's default parallelism"
-        lines = [f"replay {name}: pipeline {self.pipeline.name}, mode live, source kafka",
+        lines = [f"replay {name}: pipeline {self.pipeline.name}, mode live, source {self.source}",
                  f"topic {self.range.topic}: {self.range.events} records in {len(self.chunks)} chunks of at most "
                  f"{self.chunk_events}, {partitions}"]
         lines += [f"  partition {p.partition}: offsets [{p.start}, {p.end}) = {p.count} records"
@@ -103,9 +107,7 @@ def replay(plan: Plan, settings: Settings, spark: SparkSession,
     done = 0
     for index, chunk in enumerate(plan.chunks):
         while True:
-            raw = sources.read_batch(spark, settings, topics=[pipeline.topic],
-                                     starting_offsets=offsets_json(pipeline.topic, chunk, end=False),
-                                     ending_offsets=offsets_json(pipeline.topic, chunk, end=True))
+            raw = _records(plan, settings, spark, chunk)
             chunk_table, prepared = prepare(unique_events(decoder.decode(raw), pipeline.watermark), job, ctx)
             if chunk_table != table:  # the first chunk, or one written with a newer schema
                 table = chunk_table
@@ -133,3 +135,17 @@ def replay(plan: Plan, settings: Settings, spark: SparkSession,
     summary.sinks = {sink: summary.changes if sink == "lake" else summary.rows for sink in plan.sinks}
     summary.seconds = round(time.perf_counter() - started, 2)
     return summary
+
+
+def _records(plan: Plan, settings: Settings, spark: SparkSession, chunk: tuple[PartitionRange, ...]) -> DataFrame:
+    """A chunk's records as the Kafka source gives them: from Kafka, or from the lake's raw archive."""
+    topic = plan.pipeline.topic
+    if plan.source == "kafka":
+        return sources.read_batch(spark, settings, topics=[topic], starting_offsets=offsets_json(topic, chunk, end=False),
+                                  ending_offsets=offsets_json(topic, chunk, end=True))
+    selected = None
+    for p in chunk:
+        if p.count:
+            one = (F.col("partition") == p.partition) & (F.col("offset") >= p.start) & (F.col("offset") < p.end)
+            selected = one if selected is None else selected | one
+    return archive.read(spark, plan.archive_location).where((F.col("topic") == topic) & selected)

@@ -30,12 +30,12 @@ def _subscription(topics: list[str] | None, pattern: str | None) -> dict[str, st
 
 def read_stream(spark: SparkSession, settings: Settings, *, topics: list[str] | None = None,
                 pattern: str | None = None, starting_offsets: str = "earliest",
-                max_offsets_per_trigger: int | None = None) -> DataFrame:
+                max_offsets_per_trigger: int | None = None, include_headers: bool = False) -> DataFrame:
     reader = (spark.readStream.format("kafka").options(**_kafka_options(settings))
               .options(**_subscription(topics, pattern))
               .option("startingOffsets", starting_offsets)
               .option("failOnDataLoss", "false")
-              .option("includeHeaders", "false"))
+              .option("includeHeaders", str(include_headers).lower()))
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
     return reader.load()

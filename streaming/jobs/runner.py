@@ -42,6 +42,7 @@ from streaming import decode as decoding
 from streaming import migrations, sources
 from streaming.jobs import failures
 from streaming.listener import MetricsListener
+from streaming.sinks import archive
 from streaming.sinks.base import RetryPolicy
 from streaming.sinks.dead_letters import RECORD_COLUMNS
 from streaming.sinks.writer import PARTITION_SINKS, SINKS, BatchPlan, BatchWriter, PartitionContext
@@ -75,6 +76,9 @@ class JobConfig(BaseModel):
     restart_backoff_s: float = 5.0             # first wait before a restart; doubles up to max_restart_backoff_s
     max_restart_backoff_s: float = 60.0
     reference_refresh_s: float = 300.0         # how often reference data (dimensions) is re-read
+    # Keep the raw archive: every record of the topic, as it arrived, in the lake (streaming.sinks.archive),
+    # written by a second query beside the job's; what batch replay reads once Kafka's retention has passed.
+    archive: bool = False
     metrics_port: int = 0
     # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
     # "dlq", "extra", or "partition" for all of a partition's writes) wrote that batch.
@@ -258,6 +262,7 @@ class JobRunner:
         self._batch_lock = threading.Lock()  # held while a batch runs; stop() waits for it
         self._stopping = False
         self._query = None
+        self._archive = None                   # the archiver query, when config.archive
         self._reference_loaded = 0.0
         self._batch_id: int | None = None
         self._unknown: decoding.UnknownSchemaIds | None = None
@@ -368,8 +373,12 @@ class JobRunner:
         pids = (os.getpid(), self.spark.sparkContext._jvm.ProcessHandle.current().pid()) if self.config.crash_after else ()
         writer = BatchWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, pids), partitions)
         self._query = self._start(prepared, writer, available_now)
+        self._start_archive(available_now)
         while self._query.isActive and not self._stop.is_set():
             self._query.awaitTermination(1)
+            if self._archive is not None and not self._archive.isActive and self._archive.exception() is not None:
+                self._query.stop()  # restarted with it, from both checkpoints
+                raise self._archive.exception()
         if self._stop.is_set():
             with self._batch_lock:  # the batch in flight finishes first
                 self._stopping = True
@@ -377,8 +386,21 @@ class JobRunner:
             return True
         failure = self._query.exception()
         if failure is None:
+            if self._archive is not None and available_now:
+                self._archive.awaitTermination()  # the archive reaches the same end of the topic
+                if self._archive.exception() is not None:
+                    raise self._archive.exception()
             return True
         raise failure
+
+    def _start_archive(self, available_now: bool) -> None:
+        """The archiver query beside the job's (again, if it stopped or failed)."""
+        if not self.config.archive or (self._archive is not None and self._archive.isActive):
+            return
+        self._archive = archive.start(self.spark, self.settings, name=self.config.name, topic=self.config.topic,
+                                      namespace=self.config.namespace, checkpoint=self.config.checkpoint,
+                                      starting_offsets=self.config.starting_offsets,
+                                      trigger_seconds=self.config.trigger_seconds, available_now=available_now)
 
     def run(self, available_now: bool = False) -> None:
         """Until SIGTERM/stop() (or, with ``available_now``, until the topic's current end).
@@ -418,8 +440,9 @@ class JobRunner:
                               "nothing is lost or written twice", reason, wait, restarts, self.config.max_restarts)
                     self._stop.wait(wait)
         finally:
-            if self._query is not None and self._query.isActive:
-                self._query.stop()
+            for query in (self._query, self._archive):
+                if query is not None and query.isActive:
+                    query.stop()
             self._release_reference()
 
     def _failed_batch(self) -> int | None:

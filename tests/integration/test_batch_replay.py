@@ -125,3 +125,44 @@ def test_bad_input_is_refused_before_anything_is_written(settings, kafka_bootstr
         cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (namespace,))
         assert cur.fetchone()[0] == 0
     conn.close()
+
+
+def test_a_range_kafka_no_longer_retains_replays_the_same_from_the_lake(spark, settings, kafka_bootstrap,
+                                                                        registry_url, unique, tmp_path):
+    topic, live_ns = f"it.{unique}.archive.orders", f"archived_{unique}"
+    from_kafka, from_lake = f"from_kafka_{unique}", f"from_lake_{unique}"
+    _create(kafka_bootstrap, topic, 2)
+    _publish(registry_url, kafka_bootstrap, topic, [(i, 1, "NEW", 5.0 + i) for i in range(20)] +
+             [(i, 2, "SHIPPED", 5.0 + i) for i in range(0, 20, 4)] + [(50, 1, "NEW", -3.0)])
+    for namespace in (live_ns, from_kafka, from_lake):
+        customers_dimension(settings, namespace)
+    path = job_process.pipeline_file({"name": f"archived-{unique}", "topic": topic, "namespace": live_ns,
+                                      "archive": True, "checkpoint_dir": str(tmp_path / "ck")}, tmp_path, "archived")
+    live = pipeline.load(path)
+    JobRunner(live.definition(settings), live, settings, spark).run(available_now=True)  # and its archiver
+
+    kafka = _replay("--job", str(path), "--from", "2020-01-01", "--namespace", from_kafka, "--chunk-events", "8")
+    assert kafka.returncode == 0, kafka.stderr[-3000:]
+    # Retention passes: Kafka no longer holds any of it.
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    ends = _high_watermarks(kafka_bootstrap, topic)
+    for future in admin.delete_records([TopicPartition(topic, p, high) for p, high in ends.items()]).values():
+        future.result(30)
+    refused = _replay("--job", str(path), "--from", "2020-01-01", "--namespace", from_lake)
+    assert refused.returncode == 1 and "SOURCE=lake" in refused.stderr, refused.stderr
+
+    lake = _replay("--job", str(path), "--source", "lake", "--from", "2020-01-01", "--namespace", from_lake,
+                   "--chunk-events", "8")
+    assert lake.returncode == 0, lake.stderr[-3000:]
+    assert "source lake" in lake.stdout and "26 events" in lake.stdout and "1 to the DLQ" in lake.stdout, lake.stdout
+    assert _serving(settings, from_lake) == _serving(settings, from_kafka) == _serving(settings, live_ns)
+
+
+def _high_watermarks(kafka_bootstrap: str, topic: str) -> dict[int, int]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "tests-watermarks"})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in (0, 1)}
+    finally:
+        consumer.close()
