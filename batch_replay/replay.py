@@ -12,10 +12,14 @@ idempotently per (replay, chunk, partition).
 a row only if its version (the source position) is newer, ClickHouse replaces by version on merge
 (and drops a chunk it already took by its token), so a replay may run beside the live job and be
 rerun at will. The lake's change history is the live job's: a live replay leaves it out unless
-asked (``sinks``), and then appends each chunk once (Delta ``txnAppId`` = the replay's id).
+asked (``sinks``), and then appends each chunk once (Delta ``txnAppId`` = the replay's id). The
+pipeline's per-partition ``extra`` writes (e.g. the orders pipeline's hourly sums) are increments,
+not upserts: adding a replayed range's increments to the live job's would count it twice, so a
+live replay does not run them; a shadow rebuild recomputes them.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -92,7 +96,7 @@ def replay(plan: Plan, settings: Settings, spark: SparkSession,
     """Run ``plan`` chunk by chunk; ``progress(records done, chunk result)`` after each chunk."""
     started = time.perf_counter()
     pipeline = plan.pipeline
-    job = pipeline.definition(settings)
+    job = dataclasses.replace(pipeline.definition(settings), extra=None)  # live mode: no increments (above)
     # The replay's writes carry its own name (tokens, Delta app id); the stores and migrations stay the pipeline's.
     config = pipeline.model_copy(update={"name": plan.replay_id, "sinks": list(plan.sinks)})
     ctx = BatchContext(spark, settings, config)
