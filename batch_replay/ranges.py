@@ -136,11 +136,15 @@ class _Kafka:
         self.consumer.close()
 
 
-def resolve(settings: Settings, topic: str, start: Bound, end: Bound) -> ReplayRange:
-    """The offsets of [start, end) in every partition of ``topic``; refuses a range Kafka no longer holds."""
+def _check_order(start: Bound, end: Bound) -> None:
     if isinstance(start, datetime) and isinstance(end, datetime) and start >= end:
         raise ReplayRefused(f"FROM {start.isoformat()} is not before TO {end.isoformat()}: the range [FROM, TO) "
                             "is empty; swap them")
+
+
+def resolve(settings: Settings, topic: str, start: Bound, end: Bound) -> ReplayRange:
+    """The offsets of [start, end) in every partition of ``topic``; refuses a range Kafka no longer holds."""
+    _check_order(start, end)
     kafka = _Kafka(settings)
     try:
         ranges = []
@@ -198,9 +202,7 @@ def resolve_archive(spark, location: str, topic: str, start: Bound, end: Bound) 
 
     from streaming.sinks import archive
 
-    if isinstance(start, datetime) and isinstance(end, datetime) and start >= end:
-        raise ReplayRefused(f"FROM {start.isoformat()} is not before TO {end.isoformat()}: the range [FROM, TO) "
-                            "is empty; swap them")
+    _check_order(start, end)
     if not archive.exists(spark, location):
         raise ReplayRefused(f"the lake has no raw archive of {topic} at {location}: the pipeline keeps one with "
                             "archive = true (from then on); replay older data from Kafka (SOURCE=kafka)")
@@ -209,8 +211,9 @@ def resolve_archive(spark, location: str, topic: str, start: Bound, end: Bound) 
         rows = rows.where(F.col("timestamp") >= F.lit(start))
     if isinstance(end, datetime):
         rows = rows.where(F.col("timestamp") < F.lit(end))
-    found = {r["partition"]: (r["first"], r["last"] + 1) for r in
-             rows.groupBy("partition").agg(F.min("offset").alias("first"), F.max("offset").alias("last")).collect()}
+    # Planning, on the driver: one row per Kafka partition (its first and last archived offset), never records.
+    bounds = rows.groupBy("partition").agg(F.min("offset").alias("first"), F.max("offset").alias("last"))
+    found = {r["partition"]: (r["first"], r["last"] + 1) for r in bounds.collect()}
     if not found:
         raise ReplayRefused(f"the raw archive at {location} holds no record of {topic} in the range")
     ranges = []
