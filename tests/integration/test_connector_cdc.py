@@ -1,6 +1,5 @@
 """The CDC connector on the real PostgreSQL and Kafka: snapshot, streaming, SIGKILL and restart."""
 import collections
-import json
 import random
 import signal
 import threading

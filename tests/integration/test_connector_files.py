@@ -1,8 +1,6 @@
 """The file connector: a directory and an S3 prefix, CSV / JSON Lines / Parquet, DLQ, manifest, Lambda."""
 import io
-import json
 import signal
-import time
 from urllib.parse import quote_plus
 
 import pyarrow as pa

@@ -1,7 +1,6 @@
 """The streaming jobs end to end on the real servers: CDC customers and API orders into all four sinks."""
 import json
 import threading
-import time
 from datetime import datetime, timezone
 
 import clickhouse_connect

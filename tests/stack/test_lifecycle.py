@@ -14,7 +14,6 @@ from pathlib import Path
 
 import clickhouse_connect
 import psycopg2
-import pytest
 import requests
 from cassandra.cluster import Cluster
 from confluent_kafka import Consumer, Producer, TopicPartition
