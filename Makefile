@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv up status down clean demo test test-unit schemas-check backfill
+.PHONY: help venv up status down clean demo test test-unit schemas-check backfill rebuild
 
 help:
 	@echo "make demo       start the local stack and run the demo pipeline"
@@ -17,7 +17,8 @@ help:
 	@echo "make clean      stop every service and delete its data"
 	@echo "make test-unit  only the tests that need no server"
 	@echo "make schemas-check  validate schemas/avro/*.avsc and register them (fails on an incompatible change)"
-	@echo "make backfill FROM=.. TO=.. [JOB=..] [DRY_RUN=1]  replay pipelines over a range (python -m batch_replay --help)"
+	@echo "make backfill FROM=.. TO=.. [JOB=..] [MODE=live|shadow] [DRY_RUN=1]  replay pipelines over a range (python -m batch_replay --help)"
+	@echo "make rebuild JOB=..  the Kappa rebuild: a second live job into a new version, cut-over at lag 0"
 
 venv: $(VENV)/.installed
 
@@ -47,10 +48,18 @@ demo: up
 test: up
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# make backfill FROM=2026-12-01 TO=2026-12-02 [JOB=orders] [MODE=live] [SOURCE=kafka] [DRY_RUN=1]
+# make backfill FROM=2026-12-01 TO=2026-12-02 [JOB=orders] [MODE=live|shadow] [SOURCE=kafka|lake] [DRY_RUN=1]
+#   [NO_CUT_OVER=1] (shadow: build the version, leave readers on the active one)
 backfill: up
 	$(PY) -m batch_replay --from "$(FROM)" --to "$(or $(TO),latest)" --mode "$(or $(MODE),live)" \
-	  --source "$(or $(SOURCE),kafka)" $(if $(JOB),--job "$(JOB)") $(if $(DRY_RUN),--dry-run) $(BACKFILL_ARGS)
+	  --source "$(or $(SOURCE),kafka)" $(if $(JOB),--job "$(JOB)") $(if $(DRY_RUN),--dry-run) \
+	  $(if $(NO_CUT_OVER),--no-cut-over) $(BACKFILL_ARGS)
+
+# make rebuild JOB=orders [LAUNCH=none] [MAX_LAG=0]: the Kappa rebuild (README, "The Kappa rebuild")
+rebuild: up
+	@test -n "$(JOB)" || { echo "make rebuild: JOB=<pipeline> is required (e.g. JOB=orders)" >&2; exit 2; }
+	$(PY) -m batch_replay --rebuild --job "$(JOB)" --launch "$(or $(LAUNCH),local)" --max-lag "$(or $(MAX_LAG),0)" \
+	  $(BACKFILL_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -1,19 +1,24 @@
 """``python -m batch_replay``: replay a pipeline over a range of its topic (``make backfill`` calls it).
 
     python -m batch_replay --job orders --from 2026-12-01 --to 2026-12-02 [--dry-run]
+    python -m batch_replay --job orders --from earliest --mode shadow [--no-cut-over]
+    python -m batch_replay --job orders --rebuild [--launch local|none] [--max-lag 0]
+    python -m batch_replay --job orders --versions | --cut-over N | --drop-old
 
 Everything is checked before anything is written: the pipeline, the topic, the range (FROM before
-TO, still retained by Kafka). Exit status 0 when the replay finished, 1 when it was refused or failed.
+TO, still retained by Kafka), and for a shadow rebuild that no other rebuild of the pipeline runs.
+Exit status 0 when the replay finished, 1 when it was refused or failed.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import sys
 from pathlib import Path
 
-MODES = ("live",)
+MODES = ("live", "shadow")
 SOURCES = ("kafka", "lake")
 DEFAULT_CHUNK_EVENTS = 200_000
 
@@ -24,18 +29,42 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "job's code: the same decode, transforms and sinks, in bounded chunks, idempotent per chunk.")
     parser.add_argument("--job", help="pipelines, comma-separated: names in streaming/pipelines (orders, customers) "
                                       "or pipeline files (default: every pipeline in streaming/pipelines)")
-    parser.add_argument("--from", dest="start", required=True,
-                        help="inclusive start: an ISO time (UTC unless it says), 'earliest', or offsets 0:120,1:98")
+    parser.add_argument("--from", dest="start",
+                        help="inclusive start: an ISO time (UTC unless it says), 'earliest', or offsets 0:120,1:98 "
+                             "(required for a replay)")
     parser.add_argument("--to", dest="end", default="latest",
                         help="exclusive end: an ISO time, 'latest' (default), or offsets per partition")
     parser.add_argument("--mode", choices=MODES, default="live",
-                        help="live: idempotent upserts into the serving tables (safe beside the live job)")
+                        help="live: idempotent upserts into the serving tables readers see (safe beside the live "
+                             "job); shadow: a new version of every serving table, then the cut-over to it")
+    parser.add_argument("--no-cut-over", action="store_true",
+                        help="shadow: build the version and stop; readers keep the active one (--cut-over N later)")
+    parser.add_argument("--version", type=int, help="shadow: the version to write (default: the newest one not "
+                                                    "cut over yet, else a new one)")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--rebuild", action="store_true",
+                        help="the Kappa rebuild of each --job: a second live job writes a new version from the "
+                             "earliest retained offset; once it has caught up, readers are cut over to it and the "
+                             "old job stops by itself")
+    action.add_argument("--versions", action="store_true", help="list the serving versions of each --job and exit")
+    action.add_argument("--cut-over", type=int, metavar="N", help="switch the readers of each --job to version N "
+                                                                  "(a built shadow, or a previous one) and exit")
+    action.add_argument("--drop-old", action="store_true", help="drop the tables of every previous version of each "
+                                                                "--job and exit")
+    parser.add_argument("--launch", choices=("local", "none"), default="local",
+                        help="--rebuild: start the shadow job here, detached (local, default), or wait for one "
+                             "started elsewhere with the same arguments (none: e.g. a SparkApplication)")
+    parser.add_argument("--max-lag", type=int, default=0, metavar="EVENTS",
+                        help="--rebuild: cut over once the shadow job is at most this many events behind (default 0)")
+    parser.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
+                        help="--rebuild: give up waiting after this long (default 3600); the shadow job goes on")
     parser.add_argument("--source", choices=SOURCES, default="kafka",
                         help="kafka, or lake: the raw archive the pipeline keeps with archive = true, for ranges "
                              "Kafka no longer retains")
     parser.add_argument("--namespace", help="the serving tables' namespace (default: the pipeline file's)")
     parser.add_argument("--sinks", help="comma-separated (default for live: clickhouse,cassandra,postgres; add "
-                                        "lake to append the replayed changes to the lake's history too)")
+                                        "lake to append the replayed changes to the lake's history too; shadow: "
+                                        "every sink of the pipeline)")
     parser.add_argument("--chunk-events", type=int, default=DEFAULT_CHUNK_EVENTS,
                         help=f"records per chunk, at most (default {DEFAULT_CHUNK_EVENTS})")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
@@ -69,74 +98,182 @@ def _pipeline_path(job: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    from connectors.runtime import configure_logging
+
+    configure_logging("batch-replay", args.log_level)
+    if args.versions or args.cut_over is not None or args.drop_old:
+        return _versions_action(args)
+    if args.rebuild:
+        return _rebuild(args)
+    import psycopg2
     from pydantic import ValidationError
 
     from batch_replay import ranges
     from batch_replay.replay import LIVE_SINKS, Plan, replay
-    from connectors.runtime import configure_logging
     from settings import get_settings
     from streaming.jobs import pipeline as pipelines
-    from streaming.sinks.writer import SINKS
-
-    configure_logging("batch-replay", args.log_level)
-    settings = get_settings()
     from streaming.session import build_session
     from streaming.sinks import archive
+    from streaming.sinks.writer import SINKS
+    from streaming.tables import versions
 
+    settings = get_settings()
     spark = build_session("batch-replay") if args.source == "lake" else None  # the archive is read with Spark
     plans = []
+    locks = contextlib.ExitStack()  # a shadow rebuild's lock, held until it finished (and cut over)
     try:  # every job's plan before anything is written
+        if args.start is None:
+            raise ranges.ReplayRefused("--from is required (FROM=... for make backfill): where the replay starts")
         start, end = ranges.parse_bound(args.start), ranges.parse_bound(args.end)
         if args.chunk_events < 1:
             raise ranges.ReplayRefused("--chunk-events must be at least 1")
+        if args.mode == "live" and (args.no_cut_over or args.version is not None):
+            raise ranges.ReplayRefused("--no-cut-over and --version are for --mode shadow")
         for path in _pipeline_paths(args.job):
             overrides = {"namespace": args.namespace} if args.namespace else {}
             pipeline = pipelines.load(path, **overrides)
             # The archive is the one the pipeline keeps, in its own namespace, wherever the replay writes.
             location = archive.path(settings, pipelines.load(path).namespace, pipeline.topic)
+            default = LIVE_SINKS if args.mode == "live" else SINKS
             sinks = tuple(s.strip() for s in args.sinks.split(",")) if args.sinks else \
-                tuple(s for s in LIVE_SINKS if s in pipeline.sinks)
+                tuple(s for s in default if s in pipeline.sinks)
             unknown = sorted(set(sinks) - set(SINKS))
             if unknown:
                 raise ranges.ReplayRefused(f"unknown sinks {unknown} (--sinks); known: {list(SINKS)}")
+            version = serving = None
+            if args.mode == "live":
+                pipeline = pipeline.as_version(settings)  # what readers see, wherever a cut-over put it
+            else:
+                locks.enter_context(versions.hold(settings, pipeline.namespace, pipeline.name, "shadow rebuild"))
+                version = versions.planned(settings, pipeline.namespace, pipeline.name, args.version) \
+                    if args.dry_run else versions.shadow(settings, pipeline.namespace, pipeline.name, args.version)
+                serving = versions.ServingVersion(pipeline=pipeline.name, namespace=pipeline.namespace,
+                                                  number=version.number)
             if args.source == "kafka":
                 span = ranges.resolve(settings, pipeline.topic, start, end)
             else:
                 span = ranges.resolve_archive(spark, location, pipeline.topic, start, end)
             plans.append(Plan(pipeline, span, args.chunk_events, pipeline.sink_partitions, sinks, args.source,
-                              location))
-    except (ranges.ReplayRefused, ValidationError, OSError, ValueError) as exc:
-        print(f"batch_replay: refused: {exc}", file=sys.stderr)
+                              location, args.mode, version, serving))
+    except (ranges.ReplayRefused, versions.VersionRefused, ValidationError, OSError, ValueError,
+            psycopg2.Error) as exc:
+        print(f"batch_replay: refused: {str(exc).strip()}", file=sys.stderr)
+        locks.close()
         if spark is not None:
             spark.stop()
         return 1
-    if args.dry_run:
-        for plan in plans:
-            print("\n".join(plan.describe(_table(plan.pipeline))))
-        print("dry run: nothing written")
-        if spark is not None:
+    with locks:
+        if args.dry_run:
+            for plan in plans:
+                print("\n".join(plan.describe(_table(plan.pipeline))))
+            print("dry run: nothing written")
+            if spark is not None:
+                spark.stop()
+            return 0
+        spark = spark or build_session("batch-replay")
+        spark.sparkContext.setLogLevel("ERROR")
+        try:
+            for plan in plans:
+                if plan.sink_partitions is None:
+                    plan = dataclasses.replace(plan, sink_partitions=spark.sparkContext.defaultParallelism)
+                print("\n".join(plan.describe(_table(plan.pipeline))))
+                try:
+                    summary = _run_with_progress(plan, settings, spark, replay)
+                except Exception as exc:  # the chunks written so far stay; a rerun of the same range skips them
+                    logging.getLogger(__name__).exception("replay failed")
+                    print(f"batch_replay: {plan.pipeline.name} failed: {_reason(exc)}. The chunks written so far "
+                          "stay; rerun the same command to finish (chunks already written are recognised)",
+                          file=sys.stderr)
+                    return 1
+                print(f"done in {summary.seconds:.1f} s: {summary.events} events in {summary.chunks} chunks, "
+                      f"{summary.rejected} to the DLQ ({plan.pipeline.topic}.dlq); rows written: "
+                      + ", ".join(f"{sink} {count}" for sink, count in summary.sinks.items()))
+                if plan.version is not None:
+                    _finish_shadow(plan, settings, args.no_cut_over)
+        finally:
             spark.stop()
-        return 0
-    spark = spark or build_session("batch-replay")
-    spark.sparkContext.setLogLevel("ERROR")
+    return 0
+
+
+def _finish_shadow(plan, settings, no_cut_over: bool) -> None:
+    """Record where the shadow's replay ended (its live job starts there), then cut over unless asked not to."""
+    from streaming.tables import versions
+
+    version, pipeline = plan.version, plan.pipeline
+    versions.record_end(settings, version, {plan.range.topic: {str(p.partition): p.end for p in plan.range.partitions}})
+    if no_cut_over:
+        print(f"version {version.number} of {pipeline.name} is built in {version.home}; readers still see the active "
+              f"version. Switch them with: python -m batch_replay --job {pipeline.name} --cut-over {version.number}")
+        return
+    switched = versions.cut_over(settings, pipeline.namespace, pipeline.name, version.number)
+    print(f"cut over: readers of {pipeline.namespace} see version {version.number} of {pipeline.name}:")
+    print("\n".join(f"  {line}" for line in switched))
+    print(f"the live job of version {version.number} starts where this replay ended: python -m streaming run "
+          f"{pipeline.name}; a job still writing the previous version stops by itself")
+
+
+def _versions_action(args: argparse.Namespace) -> int:
+    """--versions, --cut-over N, --drop-old: one pipeline's serving versions, under its lock."""
+    import psycopg2
+    from pydantic import ValidationError
+
+    from batch_replay.ranges import ReplayRefused
+    from settings import get_settings
+    from streaming.jobs import pipeline as pipelines
+    from streaming.tables import versions
+
+    settings = get_settings()
     try:
-        for plan in plans:
-            if plan.sink_partitions is None:
-                plan = dataclasses.replace(plan, sink_partitions=spark.sparkContext.defaultParallelism)
-            print("\n".join(plan.describe(_table(plan.pipeline))))
-            try:
-                summary = _run_with_progress(plan, settings, spark, replay)
-            except Exception as exc:  # the chunks written so far stay; a rerun of the same range skips them
-                logging.getLogger(__name__).exception("replay failed")
-                print(f"batch_replay: {plan.pipeline.name} failed: {_reason(exc)}. The chunks written so far "
-                      "stay; rerun the same command to finish (chunks already written are recognised)",
-                      file=sys.stderr)
-                return 1
-            print(f"done in {summary.seconds:.1f} s: {summary.events} events in {summary.chunks} chunks, "
-                  f"{summary.rejected} to the DLQ ({plan.pipeline.topic}.dlq); rows written: "
-                  + ", ".join(f"{sink} {count}" for sink, count in summary.sinks.items()))
-    finally:
-        spark.stop()
+        for path in _pipeline_paths(args.job):
+            overrides = {"namespace": args.namespace} if args.namespace else {}
+            pipeline = pipelines.load(path, **overrides)
+            ns, name = pipeline.namespace, pipeline.name
+            if args.versions:
+                rows = versions.listing(settings, ns, name)
+                print(f"{name} in {ns}: " + ("no versions: the namespace is version 1" if not rows else ""))
+                for v in rows:
+                    print(f"  v{v.number} {v.state:<8} " + ", ".join(f"{s} {n}" for s, n in v.locations.items())
+                          + (f", active since {v.activated_at:%Y-%m-%d %H:%M:%S %Z}" if v.state == "active" else ""))
+                continue
+            with versions.hold(settings, ns, name, "cut-over" if args.cut_over is not None else "drop"):
+                if args.cut_over is not None:
+                    lines = versions.cut_over(settings, ns, name, args.cut_over)
+                    print(f"cut over: readers of {ns} see version {args.cut_over} of {name}:")
+                else:
+                    lines = versions.drop_previous(settings, ns, name) or ["nothing: no previous version"]
+                    print(f"dropped, of {name} in {ns}:")
+                print("\n".join(f"  {line}" for line in lines))
+    except (ReplayRefused, versions.VersionRefused, ValidationError, OSError, ValueError, psycopg2.Error) as exc:
+        print(f"batch_replay: refused: {str(exc).strip()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    """--rebuild: each --job in turn, from a new shadow version to its cut-over."""
+    import psycopg2
+    from pydantic import ValidationError
+
+    from batch_replay import rebuild
+    from batch_replay.ranges import ReplayRefused
+    from settings import get_settings
+    from streaming.tables import versions
+
+    settings = get_settings()
+    try:
+        asked = [name for name, given in (("--from", args.start), ("--namespace", args.namespace),
+                                          ("--sinks", args.sinks), ("--version", args.version),
+                                          ("--dry-run", args.dry_run), ("--no-cut-over", args.no_cut_over)) if given]
+        if asked:
+            raise ReplayRefused(f"--rebuild takes no {', '.join(asked)}: the shadow job reads the topic from its "
+                                "earliest retained offset and writes every sink of the pipeline file, in a new "
+                                "version of its namespace (--mode shadow --no-cut-over builds a range without it)")
+        for path in _pipeline_paths(args.job):
+            rebuild.rebuild(settings, path, launch=args.launch, max_lag=args.max_lag, timeout_s=args.timeout)
+    except (ReplayRefused, versions.VersionRefused, rebuild.RebuildFailed, ValidationError, OSError, ValueError,
+            psycopg2.Error) as exc:
+        print(f"batch_replay: rebuild refused or stopped: {str(exc).strip()}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -16,6 +16,12 @@ asked (``sinks``), and then appends each chunk once (Delta ``txnAppId`` = the re
 pipeline's per-partition ``extra`` writes (e.g. the orders pipeline's hourly sums) are increments,
 not upserts: adding a replayed range's increments to the live job's would count it twice, so a
 live replay does not run them; a shadow rebuild recomputes them.
+
+``shadow`` mode writes a new serving version (:mod:`streaming.tables.versions`): every store's
+tables of the pipeline in the version's own namespace, the lake's change history and the
+``extra`` tables included, all from the replayed range and nothing else; readers see none of it
+until the cut-over. A rerun of the same range writes the same unfinished version, chunk by chunk
+with the same tokens and version guards, so it changes nothing.
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ from streaming.jobs.runner import BatchContext, batch_plan, prepare, prepare_sto
 from streaming.sinks import archive
 from streaming.sinks.writer import PARTITION_SINKS, BatchWriter
 from streaming.tables import Table
+from streaming.tables.versions import ServingVersion, Version
 
 log = logging.getLogger(__name__)
 LIVE_SINKS = PARTITION_SINKS  # a live replay's default: the serving stores, not the lake's change history
@@ -68,6 +75,14 @@ class Plan:
     sinks: tuple[str, ...]
     source: str = "kafka"         # or "lake": the raw archive (streaming.sinks.archive) at archive_location
     archive_location: str | None = None
+    mode: str = "live"            # or "shadow": into ``version`` (streaming.tables.versions)
+    version: Version | None = None
+    serving: ServingVersion | None = None  # readers' namespace and the pipeline's record name
+
+    @property
+    def namespace(self) -> str:
+        """Where the replay writes: the serving namespace's active version, or the shadow version's own."""
+        return self.version.home if self.version is not None else self.pipeline.namespace
 
     @property
     def replay_id(self) -> str:
@@ -82,12 +97,15 @@ class Plan:
         name = self.replay_id if self.sink_partitions else f"{self.pipeline.name}.replay"
         partitions = f"{self.sink_partitions} sink partitions" if self.sink_partitions else \
             "as many sink partitions as Spark's default parallelism"
-        lines = [f"replay {name}: pipeline {self.pipeline.name}, mode live, source {self.source}",
+        lines = [f"replay {name}: pipeline {self.pipeline.name}, mode {self.mode}, source {self.source}",
                  f"topic {self.range.topic}: {self.range.events} records in {len(self.chunks)} chunks of at most "
                  f"{self.chunk_events}, {partitions}"]
         lines += [f"  partition {p.partition}: offsets [{p.start}, {p.end}) = {p.count} records"
                   for p in self.range.partitions]
-        lines.append(f"writes {self.pipeline.namespace}.{table} in " + ", ".join(self.sinks))
+        lines.append(f"writes {self.namespace}.{table} in " + ", ".join(self.sinks))
+        if self.version is not None:
+            lines.append(f"version {self.version.number} of the serving tables of {self.pipeline.namespace}: readers "
+                         f"see it after the cut-over")
         return lines
 
 
@@ -96,9 +114,13 @@ def replay(plan: Plan, settings: Settings, spark: SparkSession,
     """Run ``plan`` chunk by chunk; ``progress(records done, chunk result)`` after each chunk."""
     started = time.perf_counter()
     pipeline = plan.pipeline
-    job = dataclasses.replace(pipeline.definition(settings), extra=None)  # live mode: no increments (above)
-    # The replay's writes carry its own name (tokens, Delta app id); the stores and migrations stay the pipeline's.
-    config = pipeline.model_copy(update={"name": plan.replay_id, "sinks": list(plan.sinks)})
+    job = pipeline.definition(settings)
+    if plan.mode == "live":
+        job = dataclasses.replace(job, extra=None)  # no increments (above)
+    # Where the stores are made and the migrations recorded: the pipeline's, in the namespace written.
+    stores = pipeline.model_copy(update={"namespace": plan.namespace, "serving": plan.serving or pipeline.serving})
+    # The replay's writes carry its own name (tokens, Delta app id).
+    config = stores.model_copy(update={"name": plan.replay_id, "sinks": list(plan.sinks)})
     ctx = BatchContext(spark, settings, config)
     ctx.reference.update({name: load(ctx).cache() for name, load in job.reference.items()})
     registry = SchemaRegistryClient({"url": settings.registry.url})
@@ -115,7 +137,7 @@ def replay(plan: Plan, settings: Settings, spark: SparkSession,
             chunk_table, prepared = prepare(unique_events(decoder.decode(raw), pipeline.watermark), job, ctx)
             if chunk_table != table:  # the first chunk, or one written with a newer schema
                 table = chunk_table
-                prepare_stores(job, pipeline, settings, table, ensured, migrate=not ensured)
+                prepare_stores(job, stores, settings, table, ensured, migrate=not ensured)
                 writer = BatchWriter(spark, batch_plan(job, config, settings, table), plan.sink_partitions)
             try:
                 result = writer.write(prepared, index)

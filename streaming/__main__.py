@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("pipeline", type=Path, help="the pipeline's TOML file (e.g. streaming/pipelines/orders.toml)")
     run.add_argument("--available-now", action="store_true",
                      help="process what is in the topic now, then stop (tests, catch-up)")
+    run.add_argument("--serving-version", type=int, metavar="N",
+                     help="write serving version N (a shadow one: the Kappa rebuild's second job, python -m "
+                          "batch_replay --rebuild); default: the version readers see")
     run.add_argument("--log-level", default="INFO")
     new = commands.add_parser(
         "new", help="write a starting pipeline file from the registry, the catalog or a sample file",
@@ -39,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return _new(args)
     from streaming.jobs.main import run_pipeline
 
-    return run_pipeline(args.pipeline, available_now=args.available_now, log_level=args.log_level)
+    return run_pipeline(args.pipeline, available_now=args.available_now, log_level=args.log_level,
+                        serving_version=args.serving_version)
 
 
 def _new(args: argparse.Namespace) -> int:

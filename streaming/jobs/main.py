@@ -11,24 +11,36 @@ import logging
 import signal
 from pathlib import Path
 
+import psycopg2
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from connectors.runtime import configure_logging
 from settings import get_settings
+from streaming import locks
 from streaming.jobs import pipeline as pipelines
 from streaming.jobs.runner import JobFailed, JobRunner
 from streaming.session import build_session
 
 
-def run_pipeline(path: Path, available_now: bool = False, log_level: str = "INFO") -> int:
-    """Run the pipeline in ``path`` until stopped; the process's exit status."""
+def run_pipeline(path: Path, available_now: bool = False, log_level: str = "INFO",
+                 serving_version: int | None = None) -> int:
+    """Run the pipeline in ``path`` until stopped; the process's exit status.
+
+    The job writes the serving version readers see, or ``serving_version`` (a Kappa rebuild's shadow
+    job). One process per query: a second one on the same checkpoint is refused."""
+    settings = get_settings()
     try:
-        pipeline = pipelines.load(path)
+        pipeline = pipelines.load(path).as_version(settings, serving_version)
         job = pipeline.definition()
-    except (OSError, ValueError, ValidationError, ImportError) as exc:
+        alone = locks.try_hold(settings, locks.JOB, pipeline.checkpoint, f"kappa job {pipeline.name}")
+        if alone is None:
+            raise ValueError(f"job {pipeline.name} already runs ({locks.holder(settings, locks.JOB, pipeline.checkpoint)}"
+                             f"): two processes on one checkpoint ({pipeline.checkpoint}) corrupt it; stop that one "
+                             "first")
+    except (OSError, ValueError, ValidationError, ImportError, psycopg2.Error) as exc:
         configure_logging("streaming", log_level)
-        logging.getLogger(__name__).error("pipeline file %s: %s", path, exc)
+        logging.getLogger(__name__).error("pipeline file %s: %s", path, str(exc).strip())
         logging.shutdown()
         return 1
     configure_logging(pipeline.name, log_level)
@@ -38,7 +50,7 @@ def run_pipeline(path: Path, available_now: bool = False, log_level: str = "INFO
         start_http_server(pipeline.metrics_port, addr="127.0.0.1")
     spark = build_session(pipeline.name)
     spark.sparkContext.setLogLevel("ERROR")  # the job logs each failure itself, in one line
-    runner = JobRunner(job, pipeline, get_settings(), spark)
+    runner = JobRunner(job, pipeline, settings, spark)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     signal.signal(signal.SIGINT, lambda *_: runner.stop())
     status = 0
@@ -48,6 +60,7 @@ def run_pipeline(path: Path, available_now: bool = False, log_level: str = "INFO
         status = 1  # already logged, as the last line
     finally:
         spark.stop()
+        alone.close()  # the next process of this query may start
     if status == 0:
         log.info("stopped")
     logging.shutdown()

@@ -36,6 +36,8 @@ from pyspark.sql import functions as F
 from schemas.serde import subject_for
 from settings import Settings, get_settings
 from streaming.jobs.runner import BatchContext, JobConfig, JobDefinition
+from streaming.tables import versions
+from streaming.tables.versions import ServingVersion
 from streaming.transforms import changes, enrich, normalise
 from streaming.transforms.validate import ERROR, Rule, check
 
@@ -99,6 +101,41 @@ class Pipeline(JobConfig):
             reference={name: _Loader(name, ref) for name, ref in self.reference.items()},
             hold=tuple(name for name, ref in self.reference.items() if ref.on_missing == "hold"),
             migrations=self.migrations)
+
+
+    def as_version(self, settings: Settings, number: int | None = None) -> "Pipeline":
+        """The pipeline as the job of serving version ``number`` runs it; None: the active version, the
+        one readers see (the namespace itself until a shadow rebuild was cut over). A version's job has
+        its own query name and checkpoint, and starts where the version's shadow replay ended, or at
+        the earliest retained offset when no replay built it (the Kappa rebuild's shadow job)."""
+        import psycopg2
+
+        try:
+            known = versions.listing(settings, self.namespace, self.name)
+        except psycopg2.Error as exc:
+            raise ValueError(f"pipeline {self.name}: the serving versions record ({self.namespace}.{versions.RECORD} in "
+                             f"PostgreSQL at {settings.postgres.host}:{settings.postgres.port}) could not be read: "
+                             f"{str(exc).strip().splitlines()[0]}; start PostgreSQL or fix postgres.* settings") from None
+        if number is None:
+            target = next((v for v in known if v.state == "active"), None)
+        else:
+            target = next((v for v in known if v.number == number), None)
+            if target is None and not (number == 1 and not known):
+                raise ValueError(f"pipeline {self.name} has no serving version {number} (it has "
+                                 f"{[v.number for v in known] or [1]}): start a rebuild with batch_replay --rebuild")
+            if target is not None and target.state in ("previous", "dropped"):
+                raise ValueError(f"version {number} of pipeline {self.name} is {target.state}: its job does not run; "
+                                 f"cut readers back to it first (batch_replay --cut-over {number})")
+        number = target.number if target else 1
+        serving = ServingVersion(pipeline=self.name, namespace=self.namespace, number=number)
+        if target is None or target.home == self.namespace and set(target.locations.values()) == {self.namespace}:
+            return self.model_copy(update={"serving": serving})
+        if number == 1:
+            raise ValueError(f"pipeline {self.name}: readers were switched back to version 1, whose tables moved out "
+                             f"of {self.namespace} at the first cut-over; a live job writes versions 2 and later "
+                             "only: rebuild with batch_replay --mode shadow and cut over to it")
+        return self.model_copy(update={"name": versions.job_name(self.name, number), "namespace": target.home,
+                                       "serving": serving, "starting_offsets": target.resume_offsets or "earliest"})
 
 
 def registry_key(settings: Settings, pipeline: str, topic: str) -> tuple[str, ...]:
@@ -185,7 +222,8 @@ class _Loader:
         import psycopg2
 
         pg = ctx.settings.postgres
-        relation = self.ref.postgres if "." in self.ref.postgres else f"{ctx.config.namespace}.{self.ref.postgres}"
+        serving = ctx.config.serving.namespace if ctx.config.serving else ctx.config.namespace  # not a version's
+        relation = self.ref.postgres if "." in self.ref.postgres else f"{serving}.{self.ref.postgres}"
         conn = psycopg2.connect(pg.dsn(), application_name="kappa-reference", connect_timeout=10)
         try:
             with conn.cursor() as cur:

@@ -39,7 +39,7 @@ from pyspark.sql import functions as F
 
 from settings import Settings
 from streaming import decode as decoding
-from streaming import migrations, sources
+from streaming import locks, migrations, sources
 from streaming.jobs import failures
 from streaming.listener import MetricsListener
 from streaming.sinks import archive
@@ -48,6 +48,8 @@ from streaming.sinks.dead_letters import RECORD_COLUMNS
 from streaming.sinks.writer import PARTITION_SINKS, SINKS, BatchPlan, BatchWriter, PartitionContext
 from streaming.tables import Table, TableError, derive
 from streaming.tables import ddl as table_ddl
+from streaming.tables import versions
+from streaming.tables.versions import ServingVersion
 from streaming.transforms import dedupe
 from streaming.transforms.validate import ERROR
 
@@ -79,6 +81,10 @@ class JobConfig(BaseModel):
     # Keep the raw archive: every record of the topic, as it arrived, in the lake (streaming.sinks.archive),
     # written by a second query beside the job's; what batch replay reads once Kafka's retention has passed.
     archive: bool = False
+    # Set when the job writes a serving version (streaming.tables.versions): it reads references from
+    # the serving namespace, re-makes the serving views when its table gains columns, and stops once
+    # a cut-over made another version the one readers see. None: the namespace is all there is.
+    serving: ServingVersion | None = None
     metrics_port: int = 0
     # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
     # "dlq", "extra", or "partition" for all of a partition's writes) wrote that batch.
@@ -181,13 +187,16 @@ def prepare_stores(job: JobDefinition, config: JobConfig, settings: Settings, ta
     ``migrate``) its hand-written migrations, recorded under the pipeline's name. ``ensured`` (store
     -> the table last made there) spares the DDL when nothing changed."""
     stores = [s for s in PARTITION_SINKS if s in config.sinks]
+    recorded_as = config.serving.pipeline if config.serving else config.name  # every version's job the same
     if migrate and job.migrations is not None:
         for store in stores:
             if migrations.files(job.migrations, store):
-                migrations.APPLY[store](settings, config.namespace, config.name, job.migrations)
+                migrations.APPLY[store](settings, config.namespace, recorded_as, job.migrations)
     for store in stores:
         if ensured.get(store) != table:
-            table_ddl.ENSURE[store](settings, config.namespace, table, config.name)
+            added = table_ddl.ENSURE[store](settings, config.namespace, table, config.name)
+            if added and config.serving is not None:
+                versions.refresh(settings, store, config.serving, config.namespace, table.name)
             ensured[store] = table
 
 
@@ -240,6 +249,7 @@ class JobFailed(RuntimeError):
 
 _listening: set[int] = set()
 HOLD_CHECK_S = 5.0  # how often a job held by an empty reference looks again
+VERSION_CHECK_S = 5.0  # how often a job writing a serving version asks whether a cut-over superseded it
 
 
 def _export_metrics(spark: SparkSession) -> None:
@@ -263,12 +273,16 @@ class JobRunner:
         self._stopping = False
         self._query = None
         self._archive = None                   # the archiver query, when config.archive
+        self._archive_lock = None              # held while this job keeps the pipeline's raw archive
+        self._archive_waiting = False
+        self._archive_tried = float("-inf")
         self._reference_loaded = 0.0
         self._batch_id: int | None = None
         self._unknown: decoding.UnknownSchemaIds | None = None
         self._good_batches = 0
         self._migrated = False
         self._ensured: dict[str, Table] = {}   # store -> the table last created/evolved there
+        self._version_checked = float("-inf")
         _export_metrics(spark)
 
     def refresh_reference(self, force: bool = False) -> list[str]:
@@ -334,6 +348,8 @@ class JobRunner:
             with self._batch_lock:
                 if self._stopping:
                     raise StopRequested(f"job {self.config.name} is stopping: batch {batch_id} is left for the next run")
+                if self._superseded():
+                    raise StopRequested(f"job {self.config.name} was superseded: batch {batch_id} is not written")
                 self._batch_id = batch_id
                 try:
                     result = writer.write(batch, batch_id)
@@ -360,6 +376,9 @@ class JobRunner:
 
     def _run_query(self, extra_ids: list[int], available_now: bool) -> bool:
         """Start the query and wait for it. True when it ended by itself (available-now) or was stopped."""
+        self._version_checked = float("-inf")
+        if self._superseded():
+            return True
         decoder = self._decoder(extra_ids)
         if not self.ctx.reference:
             self._load_reference()
@@ -376,6 +395,9 @@ class JobRunner:
         self._start_archive(available_now)
         while self._query.isActive and not self._stop.is_set():
             self._query.awaitTermination(1)
+            self._superseded()  # also when no batch runs: an idle job stops at its cut-over too
+            if self._archive is None and self.config.archive and not available_now:
+                self._start_archive(available_now)  # its lock may be free now
             if self._archive is not None and not self._archive.isActive and self._archive.exception() is not None:
                 self._query.stop()  # restarted with it, from both checkpoints
                 raise self._archive.exception()
@@ -394,11 +416,31 @@ class JobRunner:
         raise failure
 
     def _start_archive(self, available_now: bool) -> None:
-        """The archiver query beside the job's (again, if it stopped or failed)."""
+        """The archiver query beside the job's (again, if it stopped or failed).
+
+        The archive is the pipeline's, not a version's: in the serving namespace, with the pipeline's
+        own checkpoint, kept by one job at a time, whichever holds its lock. So a Kappa rebuild's
+        shadow job takes it over where the old job left it once that one stopped (it asks again
+        every VERSION_CHECK_S), and no record is archived twice."""
         if not self.config.archive or (self._archive is not None and self._archive.isActive):
             return
-        self._archive = archive.start(self.spark, self.settings, name=self.config.name, topic=self.config.topic,
-                                      namespace=self.config.namespace, checkpoint=self.config.checkpoint,
+        owner = self.config.serving.pipeline if self.config.serving else self.config.name
+        namespace = self.config.serving.namespace if self.config.serving else self.config.namespace
+        if self._archive_lock is None:
+            if time.monotonic() - self._archive_tried < VERSION_CHECK_S:
+                return
+            self._archive_tried = time.monotonic()
+            self._archive_lock = locks.try_hold(self.settings, locks.ARCHIVE, f"{namespace}.{owner}",
+                                                f"kappa archive {namespace}.{owner}")
+            if self._archive_lock is None:
+                if not self._archive_waiting:
+                    log.info("job %s: another job of pipeline %s keeps its raw archive; this one takes it over when "
+                             "that one stops", self.config.name, owner)
+                self._archive_waiting = True
+                return
+        self._archive = archive.start(self.spark, self.settings, name=owner, topic=self.config.topic,
+                                      namespace=namespace,
+                                      checkpoint=self.config.model_copy(update={"name": owner}).checkpoint,
                                       starting_offsets=self.config.starting_offsets,
                                       trigger_seconds=self.config.trigger_seconds, available_now=available_now)
 
@@ -443,7 +485,35 @@ class JobRunner:
             for query in (self._query, self._archive):
                 if query is not None and query.isActive:
                     query.stop()
+            if self._archive_lock is not None:
+                self._archive_lock.close()  # another job of the pipeline may keep the archive now
+                self._archive, self._archive_lock = None, None
             self._release_reference()
+
+    def _superseded(self) -> bool:
+        """Whether a cut-over made the version the job writes a previous one (looked up at most every
+        VERSION_CHECK_S); if so the job stops, with status 0: its work is done. A shadow version's job
+        (the Kappa rebuild's) goes on: it becomes the one readers see at its cut-over."""
+        serving = self.config.serving
+        if serving is None or time.monotonic() - self._version_checked < VERSION_CHECK_S:
+            return False
+        self._version_checked = time.monotonic()
+        try:
+            known = versions.listing(self.settings, serving.namespace, serving.pipeline)
+        except Exception as exc:  # the record is read again in VERSION_CHECK_S; writing goes on meanwhile
+            log.warning("job %s: the serving versions record was not read (%s: %s)", self.config.name,
+                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+            return False
+        own = next((v for v in known if v.number == serving.number), None)
+        if own is None or own.state in ("shadow", "active"):
+            return False
+        current = next((v for v in known if v.state == "active"), None)
+        log.warning("job %s writes version %d of pipeline %s, which is %s: version %s is the one readers see since "
+                    "%s. The job stops; its tables stay until batch_replay --drop-old", self.config.name,
+                    serving.number, serving.pipeline, own.state, current.number if current else "?",
+                    f"{current.activated_at:%Y-%m-%d %H:%M:%S %Z}" if current and current.activated_at else "now")
+        self._stop.set()
+        return True
 
     def _failed_batch(self) -> int | None:
         """The batch that was running when the query failed (None: it failed before its first batch)."""

@@ -1,0 +1,147 @@
+"""The Kappa rebuild as one command: a second live job of the pipeline writes a new serving version
+from the earliest offset Kafka retains, with its own checkpoint; once it has caught up with the
+topic, readers are cut over to it, and the old job stops by itself (its version became a previous
+one, which it checks every few seconds).
+
+    python -m batch_replay --job orders --rebuild [--launch local|none] [--max-lag 0]
+
+``--launch local`` starts the shadow job on this machine as a detached process (``python -m
+streaming run <file> --serving-version N``, its log under ``.stack/logs/jobs/``); it goes on as the
+live job after the cut-over. ``--launch none`` waits for a shadow job started elsewhere with the
+same arguments (on Kubernetes, its own SparkApplication). The job's position is read from its
+checkpoint (:mod:`streaming.checkpoints`), its lag against the topic's end offsets. The rebuild
+holds the pipeline's lock from the new version to the cut-over; a rebuild that stopped half-way
+(timed out, interrupted, the shadow job failed) is finished by running it again: the same shadow
+version, the same job and checkpoint.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from settings import Settings
+from stack.paths import stack_home
+from streaming import checkpoints, locks
+from streaming.jobs import pipeline as pipelines
+from streaming.tables import versions
+
+LAUNCHES = ("local", "none")
+STOP_WAIT_S = 60.0  # how long the rebuild waits for the old job to stop after the cut-over
+
+
+class RebuildFailed(RuntimeError):
+    """The rebuild stopped before its cut-over; the message says what stands and what to do."""
+
+
+def rebuild(settings: Settings, path: Path, *, launch: str = "local", max_lag: int = 0, timeout_s: float = 3600,
+            poll_s: float = 2.0, echo: Callable[[str], None] = print) -> int:
+    """Rebuild the pipeline in ``path`` into a new serving version and cut readers over to it; its number."""
+    pipeline = pipelines.load(path)
+    ns, name = pipeline.namespace, pipeline.name
+    with versions.hold(settings, ns, name, "kappa rebuild"):
+        old_job = pipeline.as_version(settings)  # the live job readers' data comes from today
+        version = versions.shadow(settings, ns, name)
+        job = pipeline.as_version(settings, version.number)
+        echo(f"kappa rebuild of {name}: version {version.number} in {version.home}, written by the job {job.name} "
+             f"(checkpoint {job.checkpoint}) from the earliest retained offset of {pipeline.topic}")
+        process = _start(settings, path, job, version.number, launch, echo)
+        _wait_caught_up(settings, job, process, max_lag, timeout_s, poll_s, echo)
+        switched = versions.cut_over(settings, ns, name, version.number)
+    echo(f"cut over: readers of {ns} see version {version.number} of {name}:")
+    echo("\n".join(f"  {line}" for line in switched))
+    _wait_stopped(settings, old_job, echo)
+    return version.number
+
+
+def command(path: Path, number: int) -> list[str]:
+    """The shadow job's command line (the same on any machine or pod with the platform installed)."""
+    return [sys.executable, "-m", "streaming", "run", str(path), "--serving-version", str(number)]
+
+
+def _start(settings: Settings, path: Path, job, number: int, launch: str, echo) -> subprocess.Popen | None:
+    running = locks.holder(settings, locks.JOB, job.checkpoint)
+    if running:
+        echo(f"the job {job.name} runs already ({running}): waiting for it to catch up")
+        return None
+    if launch == "none":
+        echo(f"start the shadow job where the pipelines run, e.g. as its own SparkApplication: "
+             f"python -m streaming run {path} --serving-version {number}")
+        return None
+    logs = stack_home() / "logs" / "jobs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{job.name}.log"
+    with log.open("ab") as out:  # detached: the job outlives the rebuild, as the live job
+        process = subprocess.Popen(command(path.resolve(), number), stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    echo(f"started the job {job.name}: pid {process.pid}, log {log}; it goes on as the live job after the cut-over "
+         f"(stop it with kill -TERM {process.pid})")
+    return process
+
+
+def _ends(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
+    """Per partition of ``topic``: (earliest retained offset, end offset)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "kappa-rebuild",
+                         "enable.auto.commit": False, **settings.kafka.client_config})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise RebuildFailed(f"topic {topic} does not exist in Kafka: check the pipeline file's 'topic'")
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in sorted(meta.partitions)}
+    finally:
+        consumer.close()
+
+
+def lag(settings: Settings, job) -> tuple[int, int, int]:
+    """(events behind the topic's end, events done, events in the topic) of ``job``, from its checkpoint."""
+    ends = _ends(settings, job.topic)
+    position = checkpoints.committed(settings, job.checkpoint).get(job.topic, {})
+    behind = sum(max(0, high - max(low, position.get(p, low))) for p, (low, high) in ends.items())
+    total = sum(high - low for low, high in ends.values())
+    return behind, total - behind, total
+
+
+def _wait_caught_up(settings: Settings, job, process, max_lag: int, timeout_s: float, poll_s: float, echo) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    deadline = time.monotonic() + timeout_s
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("lag {task.fields[lag]:,}"), TimeElapsedColumn())
+    with Progress(*columns) as bar:
+        task = bar.add_task(f"{job.name} catching up", total=None, lag=0)
+        while True:
+            behind, done, total = lag(settings, job)
+            bar.update(task, completed=done, total=total, lag=behind)
+            runs = locks.holder(settings, locks.JOB, job.checkpoint) is not None
+            if behind <= max_lag and runs and checkpoints.committed(settings, job.checkpoint):
+                return
+            if process is not None and process.poll() is not None:
+                raise RebuildFailed(f"the job {job.name} exited with status {process.returncode} before it caught up "
+                                    f"({behind:,} events behind); see its log under {stack_home() / 'logs' / 'jobs'}."
+                                    " Readers still see the active version; run the rebuild again to go on from the "
+                                    "job's checkpoint")
+            if time.monotonic() > deadline:
+                raise RebuildFailed(f"the job {job.name} is {behind:,} events behind after {timeout_s:.0f} s "
+                                    "(--timeout); it goes on if it runs. Readers still see the active version; run the "
+                                    "rebuild again to wait for it")
+            time.sleep(poll_s)
+
+
+def _wait_stopped(settings: Settings, old_job, echo) -> None:
+    deadline = time.monotonic() + STOP_WAIT_S
+    holder = locks.holder(settings, locks.JOB, old_job.checkpoint)
+    if holder is None:
+        echo(f"no job {old_job.name} (the previous version's) was running")
+        return
+    while holder is not None and time.monotonic() < deadline:
+        time.sleep(1)
+        holder = locks.holder(settings, locks.JOB, old_job.checkpoint)
+    if holder is None:
+        echo(f"the job {old_job.name} of the previous version stopped")
+    else:
+        echo(f"the job {old_job.name} of the previous version still runs ({holder}) after {STOP_WAIT_S:.0f} s: "
+             "it writes tables readers left; stop it")
