@@ -1,13 +1,11 @@
 """Prometheus metrics every connector exports, and its /metrics endpoint."""
 from __future__ import annotations
 
-import atexit
-import json
 import logging
-import os
-from pathlib import Path
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from monitoring.targets import announce
 
 log = logging.getLogger(__name__)
 
@@ -24,22 +22,11 @@ BATCH_SECONDS = Histogram("connector_batch_seconds", "Time to read, publish and 
 def serve(connector: str, port: int, host: str = "127.0.0.1") -> None:
     """Start /metrics on ``host:port`` and announce it to the local Prometheus, if there is one.
 
-    ``port`` 0 disables the endpoint. The local stack's Prometheus discovers targets from JSON files
-    in ``$KAPPA_PROMETHEUS_TARGETS_DIR`` (default ``.stack/prometheus/targets``); in Kubernetes the
-    pod's annotations do this instead.
+    ``port`` 0 disables the endpoint. The local stack's Prometheus discovers it
+    (:mod:`monitoring.targets`).
     """
     if not port:
         return
     start_http_server(port, addr=host)
-    targets_dir = os.environ.get("KAPPA_PROMETHEUS_TARGETS_DIR")
-    if targets_dir is None:
-        from stack.paths import service_dir
-
-        targets_dir = str(service_dir("prometheus") / "targets")
-    path = Path(targets_dir)
-    if path.is_dir():
-        target = path / f"connector-{connector}.json"
-        target.write_text(json.dumps(
-            [{"targets": [f"{host}:{port}"], "labels": {"job": "connector", "connector": connector}}]))
-        atexit.register(target.unlink, missing_ok=True)  # a stopped connector is not a target
+    announce(f"connector-{connector}", host, port, {"job": "connector", "connector": connector})
     log.info("metrics on http://%s:%d/metrics", host, port)

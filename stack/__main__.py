@@ -1,4 +1,8 @@
-"""``python -m stack {up|status|down|clean|env} [service ...]``: the local stack's command line."""
+"""``python -m stack {up|status|down|clean} [service ...]``: the local stack's command line.
+
+``python -m stack kafka-tool <tool> <args>`` runs one of Kafka's admin tools (what the release
+tarball's ``bin/kafka-<tool>.sh`` runs) from the stack's jars, e.g. ``kafka-tool consumer-groups
+--describe --group orders``."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +13,9 @@ from stack.process import ServiceError
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["kafka-tool"]:
+        return _kafka_tool(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     parser.add_argument("command", choices=["up", "status", "down", "clean"])
     parser.add_argument("services", nargs="*", help="only these services (and what they depend on)")
@@ -30,6 +37,22 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             print(f"{row.name:<16} {'up' if row.up else 'down':<6} {row.port:<6} {row.pid or '-':<8} {row.log_file}")
         return 0 if all(r.up for r in rows) else 3
+    except ServiceError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+
+
+def _kafka_tool(argv: list[str]) -> int:
+    import subprocess
+
+    from stack.kafka import TOOLS, tool_command
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"python -m stack kafka-tool <tool> <args>: tools {', '.join(TOOLS)}; --bootstrap-server defaults "
+              "to the stack's broker")
+        return 0 if argv else 2
+    try:
+        return subprocess.run(tool_command(argv[0], argv[1:])).returncode
     except ServiceError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1

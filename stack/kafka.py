@@ -75,3 +75,22 @@ def _cluster_id() -> str:
     import base64
 
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+# The release tarball's bin/ scripts, by their name without ``kafka-`` and ``.sh``, and the class each runs.
+TOOLS = {"consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+         "topics": "org.apache.kafka.tools.TopicCommand",
+         "console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+         "get-offsets": "org.apache.kafka.tools.GetOffsetShell"}
+
+
+def tool_command(tool: str, args: list[str]) -> list[str]:
+    """``kafka-<tool>.sh <args>`` of the stack's Kafka version, against the stack's broker unless
+    ``args`` name a ``--bootstrap-server``."""
+    if tool not in TOOLS:
+        raise ServiceError(f"unknown Kafka tool {tool!r}: one of {', '.join(TOOLS)}")
+    if "--bootstrap-server" not in args:
+        args = ["--bootstrap-server", f"127.0.0.1:{ports.KAFKA}", *args]
+    return [str(java17_home() / "bin" / "java"), "-Xmx256m",
+            f"-Dlog4j2.configurationFile={CONF / 'tools-log4j2.properties'}",
+            "-cp", os.pathsep.join(maven_classpath("kafka")), TOOLS[tool], *args]

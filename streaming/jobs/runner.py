@@ -252,10 +252,10 @@ HOLD_CHECK_S = 5.0  # how often a job held by an empty reference looks again
 VERSION_CHECK_S = 5.0  # how often a job writing a serving version asks whether a cut-over superseded it
 
 
-def _export_metrics(spark: SparkSession) -> None:
-    """One MetricsListener per SparkSession: progress of every query -> Prometheus."""
+def _export_metrics(spark: SparkSession, settings: Settings) -> None:
+    """One MetricsListener per SparkSession: progress of every query -> Prometheus and its Kafka group."""
     if id(spark) not in _listening:
-        spark.streams.addListener(MetricsListener())
+        spark.streams.addListener(MetricsListener(settings.kafka))
         _listening.add(id(spark))
 
 
@@ -283,7 +283,7 @@ class JobRunner:
         self._migrated = False
         self._ensured: dict[str, Table] = {}   # store -> the table last created/evolved there
         self._version_checked = float("-inf")
-        _export_metrics(spark)
+        _export_metrics(spark, settings)
 
     def refresh_reference(self, force: bool = False) -> list[str]:
         """(Re-)cache the job's reference data when ``reference_refresh_s`` has passed; the names

@@ -10,7 +10,7 @@ def test_ready_and_every_target_up(prometheus_url, registry_url, clickhouse_sett
     while True:
         targets = requests.get(f"{prometheus_url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
         # The stack's own servers; platform processes come and go (file_sd) and are not asserted here.
-        health = {t["labels"]["job"]: t["health"] for t in targets if t["labels"]["job"] != "connector"}
+        health = {t["labels"]["job"]: t["health"] for t in targets if t["scrapePool"] != "platform"}
         if health and all(h == "up" for h in health.values()):
             break
         assert time.monotonic() < deadline, f"targets not all up after 60s: {health}"

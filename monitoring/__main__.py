@@ -1,0 +1,49 @@
+"""``python -m monitoring lag-exporter``: serve the streaming jobs' consumer lag on /metrics."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from stack import ports
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monitoring", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    lag = commands.add_parser("lag-exporter", help="the streaming jobs' consumer lag, measured at each scrape")
+    lag.add_argument("--pipeline", type=Path, action="append",
+                     help="a pipeline file (repeat it; default: every file in streaming/pipelines)")
+    lag.add_argument("--port", type=int, default=ports.LAG_EXPORTER,
+                     help=f"the /metrics port (default {ports.LAG_EXPORTER})")
+    lag.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0 in a pod)")
+    args = parser.parse_args(argv)
+
+    from prometheus_client import start_http_server
+
+    from connectors.runtime import configure_logging
+    from monitoring import exporter, targets
+    from settings import get_settings
+    from streaming import pipelines
+
+    configure_logging("lag-exporter", "INFO")
+    files = args.pipeline or sorted(pipelines.HERE.glob("*.toml"))
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        print(f"python -m monitoring lag-exporter: no pipeline file {', '.join(missing)}", file=sys.stderr)
+        return 1
+    exporter.register(get_settings(), files)
+    start_http_server(args.port, addr=args.host)
+    targets.announce(f"lag-exporter-{args.port}", args.host, args.port, {"job": "lag-exporter"})
+    print(f"lag of {', '.join(f.stem for f in files)} on http://{args.host}:{args.port}/metrics", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The consumer lag of a streaming job, seen from outside it: a stopped job's lag counts what
+arrived since (offsets, and seconds that grow), in the lag exporter, in Prometheus, and in Kafka's
+own ``kafka-consumer-groups --describe`` (the job commits each batch's end to its group); after a
+restart it drains to 0 everywhere.
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import write_toml
+from tests.integration import cdc_items, job_process
+from tests.integration.job_process import REPO
+from tests.integration.kafka_topics import wait_for
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _exported(port: int, job: str) -> dict[str, dict[int, float]]:
+    """{metric: {partition: value}} of ``job`` on the exporter's /metrics."""
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    found: dict[str, dict[int, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("kappa_streaming_lag_") and sample.labels.get("job") == job:
+                found.setdefault(sample.name, {})[int(sample.labels["partition"])] = sample.value
+    return found
+
+
+def _group_lag(group: str, topic: str) -> dict[int, int] | None:
+    """LAG per partition of ``group`` on ``topic``, as ``kafka-consumer-groups --describe`` prints it."""
+    out = subprocess.run([sys.executable, "-m", "stack", "kafka-tool", "consumer-groups", "--describe", "--group",
+                          group], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [line.split() for line in out.stdout.splitlines()]
+    header = next((line for line in lines if line[:1] == ["GROUP"]), None)
+    if header is None:
+        return None
+    at = {name: header.index(name) for name in ("TOPIC", "PARTITION", "LAG")}
+    return {int(line[at["PARTITION"]]): int(line[at["LAG"]]) for line in lines
+            if len(line) == len(header) and line[at["TOPIC"]] == topic and line[at["LAG"]].isdigit()}
+
+
+def _prometheus_lag(prometheus_url: str, job: str) -> float | None:
+    answer = requests.get(f"{prometheus_url}/api/v1/query", timeout=10,
+                          params={"query": f'sum(kappa_streaming_lag_offsets{{job="{job}"}})'}).json()
+    result = answer["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def test_a_stopped_jobs_lag_counts_what_arrived_and_drains_after_a_restart(
+        settings, kafka_bootstrap, registry_url, prometheus_url, unique, tmp_path):
+    topic, namespace, name = f"it.{unique}.cdc.items", f"lag_{unique}", f"lag-{unique}"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for future in admin.create_topics([NewTopic(topic, 2, 1)]).values():
+        future.result(30)
+    items = cdc_items.Items(registry_url, kafka_bootstrap, topic)
+    for i in range(20):
+        items.change("c", {"id": i, "name": f"item {i}", "qty": i})
+    items.flush()
+    path = tmp_path / f"{name}.toml"
+    write_toml(path, {"name": name, "topic": topic, "namespace": namespace, "key": ["id"], "sinks": ["postgres"],
+                      "checkpoint_dir": str(tmp_path / "checkpoints")})
+    first = job_process.run_file(path, tmp_path, "first", available_now=True)
+    assert first.wait(300) == 0, "\n".join(job_process.log_lines(first)[-20:])
+    assert _group_lag(name, topic) == {0: 0, 1: 0}  # the job committed its batches' ends to its group
+
+    port = _free_port()
+    exporter = subprocess.Popen([sys.executable, "-m", "monitoring", "lag-exporter", "--pipeline", str(path),
+                                 "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+    try:
+        wait_for(lambda: _port_open(port), 60, "the lag exporter's /metrics")
+        assert sum(_exported(port, name)["kappa_streaming_lag_offsets"].values()) == 0
+
+        # The job is stopped; 15 more records arrive.
+        for i in range(100, 115):
+            items.change("c", {"id": i, "name": f"item {i}", "qty": i})
+        items.flush()
+        lag = _exported(port, name)
+        assert sum(lag["kappa_streaming_lag_offsets"].values()) == 15
+        assert sum(_group_lag(name, topic).values()) == 15  # Kafka's tooling sees the same
+        waited = max(lag["kappa_streaming_lag_seconds"].values())
+        time.sleep(2)
+        assert max(_exported(port, name)["kappa_streaming_lag_seconds"].values()) >= waited + 1.5  # it grows
+        wait_for(lambda: _prometheus_lag(prometheus_url, name) == 15, 60, "Prometheus to scrape the lag")
+
+        # Restarted, the job catches up: 0 everywhere.
+        second = job_process.run_file(path, tmp_path, "second", available_now=True)
+        assert second.wait(300) == 0, "\n".join(job_process.log_lines(second)[-20:])
+        lag = _exported(port, name)
+        assert sum(lag["kappa_streaming_lag_offsets"].values()) == 0
+        assert set(lag["kappa_streaming_lag_seconds"].values()) == {0.0}
+        assert _group_lag(name, topic) == {0: 0, 1: 0}
+        wait_for(lambda: _prometheus_lag(prometheus_url, name) == 0, 60, "Prometheus to see the lag drain")
+    finally:
+        exporter.terminate()
+        out, _ = exporter.communicate(30)
+    assert exporter.returncode == 0, out[-2000:]
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
