@@ -9,14 +9,14 @@ from monitoring.targets import announce
 
 log = logging.getLogger(__name__)
 
-EVENTS = Counter("connector_events_total", "Events acknowledged by Kafka", ["connector", "topic"])
-DEAD_LETTERS = Counter("connector_dead_letters_total", "Records sent to a dead-letter topic", ["connector", "topic", "reason"])
-DELIVERY_ERRORS = Counter("connector_delivery_errors_total", "Events Kafka did not acknowledge", ["connector"])
-CHECKPOINTS = Counter("connector_checkpoints_total", "Source positions committed", ["connector"])
-SOURCE_ERRORS = Counter("connector_source_errors_total", "Failed reads from the source (retried)", ["connector", "kind"])
-LAST_EVENT_TIME = Gauge("connector_last_event_timestamp_seconds", "event_time of the newest published event", ["connector"])
-LAG = Gauge("connector_source_lag", "How far the connector is behind its source, in the source's unit", ["connector", "unit"])
-BATCH_SECONDS = Histogram("connector_batch_seconds", "Time to read, publish and checkpoint one batch", ["connector"])
+EVENTS = Counter("kappa_connector_events_total", "Events acknowledged by Kafka", ["connector", "topic"])
+DEAD_LETTERS = Counter("kappa_connector_dead_letters_total", "Records sent to a dead-letter topic", ["connector", "topic", "reason"])
+DELIVERY_ERRORS = Counter("kappa_connector_delivery_errors_total", "Events Kafka did not acknowledge", ["connector"])
+CHECKPOINTS = Counter("kappa_connector_checkpoints_total", "Source positions committed", ["connector"])
+SOURCE_ERRORS = Counter("kappa_connector_source_errors_total", "Failed reads from the source (retried)", ["connector", "kind"])
+LAST_EVENT_TIME = Gauge("kappa_connector_last_event_timestamp_seconds", "event_time of the newest published event", ["connector"])
+LAG = Gauge("kappa_connector_source_lag", "How far the connector is behind its source, in the source's unit", ["connector", "unit"])
+BATCH_SECONDS = Histogram("kappa_connector_batch_seconds", "Time to read, publish and checkpoint one batch", ["connector"])
 
 
 def serve(connector: str, port: int, host: str = "127.0.0.1") -> None:

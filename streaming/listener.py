@@ -14,33 +14,24 @@ from __future__ import annotations
 import json
 import logging
 
-from prometheus_client import Counter, Gauge
 from confluent_kafka import TopicPartition
 from pyspark.sql.streaming import StreamingQueryListener
 
 from settings import KafkaSettings
+from streaming import metrics
 
-BATCH_SECONDS = Gauge("streaming_batch_duration_seconds", "Duration of the last micro-batch", ["query"])
-INPUT_RATE = Gauge("streaming_input_rows_per_second", "Input rate of the last micro-batch", ["query"])
-PROCESSED_RATE = Gauge("streaming_processed_rows_per_second", "Processing rate of the last micro-batch", ["query"])
-BATCHES = Counter("streaming_batches_total", "Micro-batches completed", ["query"])
-ROWS = Counter("streaming_input_rows_total", "Rows read from Kafka", ["query"])
-LAG = Gauge("streaming_kafka_offsets_behind_latest", "Offsets between the last batch's end and the latest offset",
-            ["query", "topic", "partition"])
-GROUP_COMMIT_ERRORS = Counter("streaming_group_commit_errors_total",
-                              "Batch end offsets not committed to the query's consumer group (monitoring only)",
-                              ["query"])
 log = logging.getLogger(__name__)
+
+
+def _offsets(value: str | dict | None) -> dict:
+    if value is None:
+        return {}
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def offsets_behind(end_offset: str | dict | None, latest_offset: str | dict | None) -> dict[tuple[str, str], int]:
     """{(topic, partition): latest - end} from a Kafka source's progress offsets (JSON)."""
-    def load(value):
-        if value is None:
-            return {}
-        return json.loads(value) if isinstance(value, str) else value
-
-    end, latest = load(end_offset), load(latest_offset)
+    end, latest = _offsets(end_offset), _offsets(latest_offset)
     behind = {}
     for topic, partitions in latest.items():
         for partition, offset in partitions.items():
@@ -77,14 +68,17 @@ class MetricsListener(StreamingQueryListener):
     def record(self, progress: dict) -> None:
         """One progress event, as Spark's ``StreamingQueryProgress.json``."""
         name = progress.get("name") or progress["id"]
-        BATCH_SECONDS.labels(name).set(progress.get("batchDuration", 0) / 1000.0)
-        INPUT_RATE.labels(name).set(progress.get("inputRowsPerSecond", 0.0))  # absent when undefined
-        PROCESSED_RATE.labels(name).set(progress.get("processedRowsPerSecond", 0.0))
-        BATCHES.labels(name).inc()
-        ROWS.labels(name).inc(progress.get("numInputRows", 0))
+        metrics.BATCH_SECONDS.labels(name).observe(progress.get("batchDuration", 0) / 1000.0)
+        metrics.INPUT_RATE.labels(name).set(progress.get("inputRowsPerSecond", 0.0))  # absent when undefined
+        metrics.PROCESSED_RATE.labels(name).set(progress.get("processedRowsPerSecond", 0.0))
+        metrics.BATCHES.labels(name).inc()
         for source in progress.get("sources", []):
-            for (topic, partition), behind in offsets_behind(source.get("endOffset"), source.get("latestOffset")).items():
-                LAG.labels(name, topic, partition).set(behind)
+            behind = offsets_behind(source.get("endOffset"), source.get("latestOffset"))
+            for (topic, partition), offsets in behind.items():
+                metrics.BEHIND.labels(name, topic, partition).set(offsets)
+            topics = {topic for topic, _ in behind} | set(_offsets(source.get("endOffset")))
+            if len(topics) == 1:
+                metrics.INPUT_ROWS.labels(name, topics.pop()).inc(source.get("numInputRows", 0))
             if self.kafka is not None and progress.get("numInputRows"):  # a batch ran: its end is the group's position
                 self.commit(name, source.get("endOffset"))
 
@@ -100,7 +94,7 @@ class MetricsListener(StreamingQueryListener):
             consumer.commit(offsets=[TopicPartition(topic, int(p), int(o)) for topic, parts in ends.items()
                                      for p, o in parts.items()], asynchronous=False)
         except Exception as exc:  # monitoring only: the job goes on
-            GROUP_COMMIT_ERRORS.labels(group).inc()
+            metrics.ERRORS.labels(group, "group_commit").inc()
             log.warning("query %s: batch end offsets not committed to its consumer group (%s: %s); the job is not "
                         "affected, only what Kafka's tools show", group, type(exc).__name__, exc)
 

@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from connectors.runtime import configure_logging
+from monitoring import targets
 from settings import get_settings
 from streaming import locks
 from streaming.jobs import pipeline as pipelines
@@ -48,6 +49,7 @@ def run_pipeline(path: Path, available_now: bool = False, log_level: str = "INFO
     logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per gateway connection otherwise
     if pipeline.metrics_port:
         start_http_server(pipeline.metrics_port, addr="127.0.0.1")
+        targets.announce(f"job-{pipeline.name}", "127.0.0.1", pipeline.metrics_port, {"job": pipeline.name})
     spark = build_session(pipeline.name)
     spark.sparkContext.setLogLevel("ERROR")  # the job logs each failure itself, in one line
     runner = JobRunner(job, pipeline, settings, spark)

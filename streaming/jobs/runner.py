@@ -39,7 +39,7 @@ from pyspark.sql import functions as F
 
 from settings import Settings
 from streaming import decode as decoding
-from streaming import locks, migrations, sources
+from streaming import locks, metrics, migrations, sources
 from streaming.jobs import failures
 from streaming.listener import MetricsListener
 from streaming.sinks import archive
@@ -362,9 +362,11 @@ class JobRunner:
                 self._batch_id = None
             log.info("batch %d: %d rows, %d changes, %d rejected in %.2fs %s", batch_id, result["rows"],
                      result["changes"], result["rejected"], result["seconds"], result["partition_seconds"])
+            metrics.record_batch(self.config.name, self.config.topic, self.config.sinks, result)
             try:
                 self.refresh_reference()  # for the next batches
             except Exception as exc:  # keep joining with the cached data; try again after the next batch
+                metrics.ERRORS.labels(self.config.name, "reference").inc()
                 log.warning("reference data of %s not refreshed (%s: %s); the cached data stays in use",
                             self.config.name, type(exc).__name__, str(exc).splitlines()[0][:300])
 
@@ -460,6 +462,7 @@ class JobRunner:
                     if self._run_query(extra_ids, available_now):
                         return
                 except TableError as exc:  # the stores cannot take the schema: restarting cannot help
+                    metrics.ERRORS.labels(self.config.name, "schema").inc()
                     log.error("%s. The job exits with status 1: fix the schema or the job's config, then start it "
                               "again", exc)
                     raise JobFailed(str(exc)) from None
@@ -472,6 +475,7 @@ class JobRunner:
                         extra_ids = sorted(set(extra_ids) | set(self._unknown.ids))
                         continue
                     restarts = 1 if self._good_batches > good_before else restarts + 1
+                    metrics.ERRORS.labels(self.config.name, "batch").inc()
                     reason = failures.describe(exc, self._failed_batch(), self.servers)
                     if restarts > self.config.max_restarts:
                         log.error("%s. Giving up after %d restarts in a row (max_restarts): the job exits with "

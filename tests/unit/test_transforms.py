@@ -79,12 +79,13 @@ def test_listener_records_a_progress_document_with_undefined_rates():
     # The first batch of a query has no input rate: Spark leaves the field out of the JSON.
     MetricsListener().record({"id": "q-id", "name": "unit-q", "batchId": 0, "batchDuration": 1500,
                               "numInputRows": 12, "processedRowsPerSecond": 8.0,
-                              "sources": [{"endOffset": {"t": {"0": 10}}, "latestOffset": {"t": {"0": 15}}}]})
-    sample = lambda name, **labels: REGISTRY.get_sample_value(name, {"query": "unit-q", **labels})  # noqa: E731
-    assert sample("streaming_batch_duration_seconds") == 1.5
-    assert sample("streaming_input_rows_per_second") == 0.0
-    assert sample("streaming_input_rows_total") == 12
-    assert sample("streaming_kafka_offsets_behind_latest", topic="t", partition="0") == 5
+                              "sources": [{"endOffset": {"t": {"0": 10}}, "latestOffset": {"t": {"0": 15}},
+                                           "numInputRows": 12}]})
+    sample = lambda name, **labels: REGISTRY.get_sample_value(name, {"job": "unit-q", **labels})  # noqa: E731
+    assert sample("kappa_streaming_batch_duration_seconds_sum") == 1.5
+    assert sample("kappa_streaming_input_rows_per_second") == 0.0
+    assert sample("kappa_streaming_input_rows_total", topic="t") == 12
+    assert sample("kappa_streaming_offsets_behind_latest", topic="t", partition="0") == 5
 
 
 def test_arrow_fold_keeps_the_newest_change_per_key_in_arrival_order():
