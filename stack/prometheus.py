@@ -8,11 +8,21 @@ from string import Template
 import requests
 
 from stack import ports
-from stack.paths import STACK_DIR
-from stack.provision import ensure_debian_packages
+from stack.paths import REPO_ROOT, STACK_DIR
+from stack.provision import ensure_debian_packages, go_binary
 from stack.service import Service
 
 CONF = STACK_DIR / "conf" / "prometheus"
+RULES = REPO_ROOT / "monitoring" / "prometheus" / "rules"  # the platform's recording and alert rules
+
+
+PROMTOOL = ("github.com/prometheus/prometheus/cmd/promtool", "v0.316.0")
+
+
+def promtool() -> Path:
+    """promtool built from the Go module proxy: Debian's leaves out Kubernetes service discovery,
+    so it cannot check the Kubernetes scrape config (monitoring/prometheus/prometheus-kubernetes.yml)."""
+    return go_binary(*PROMTOOL, "promtool")
 
 
 class Prometheus(Service):
@@ -28,18 +38,21 @@ class Prometheus(Service):
         return self.home / "targets"
 
     def provision(self) -> None:
-        if not (shutil.which("prometheus") and shutil.which("promtool")):
+        if not shutil.which("prometheus"):
             ensure_debian_packages("prometheus")
+        promtool()
+
+    def config(self) -> str:
+        """The stack's prometheus.yml: its servers, the platform's target files, the platform's rules."""
+        return Template((CONF / "prometheus.yml").read_text()).substitute(
+            prometheus_port=self.port, registry_port=ports.SCHEMA_REGISTRY,
+            clickhouse_port=ports.CLICKHOUSE_HTTP, s3_metrics_port=ports.SEAWEED_METRICS,
+            targets_dir=self.targets_dir, rules_dir=RULES,
+        )
 
     def prepare(self) -> None:
         self.targets_dir.mkdir(parents=True, exist_ok=True)
-        (self.home / "prometheus.yml").write_text(
-            Template((CONF / "prometheus.yml").read_text()).substitute(
-                prometheus_port=self.port, registry_port=ports.SCHEMA_REGISTRY,
-                clickhouse_port=ports.CLICKHOUSE_HTTP, s3_metrics_port=ports.SEAWEED_METRICS,
-                targets_dir=self.targets_dir,
-            )
-        )
+        (self.home / "prometheus.yml").write_text(self.config())
 
     def command(self) -> list[str]:
         return [

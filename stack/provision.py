@@ -95,3 +95,23 @@ def maven_classpath(component: str) -> list[str]:
         )
     tmp.replace(cache)
     return cache.read_text().strip().split(os.pathsep)
+
+
+def go_binary(module: str, version: str, name: str) -> Path:
+    """``go install <module>@<version>`` from the Go module proxy, once, into the stack's cache;
+    the binary's path. Built, not downloaded: no vendor release is fetched."""
+    folder = stack_home() / "cache" / "go" / f"{name}-{version}"
+    binary = folder / name
+    if binary.exists():
+        return binary
+    go = shutil.which("go")
+    if go is None:
+        raise ServiceError(f"{name} is built with Go (go install {module}@{version}), and no `go` is on PATH: "
+                           "install Go 1.22 or newer (Debian: golang-go)")
+    folder.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([go, "install", f"{module}@{version}"], capture_output=True, text=True,
+                            env=dict(os.environ, GOBIN=str(folder), GOFLAGS="-mod=mod", CGO_ENABLED="0"))
+    if result.returncode != 0 or not binary.exists():
+        raise ServiceError(f"go install {module}@{version} failed (is the Go module proxy reachable?):\n"
+                           f"{result.stdout[-2000:]}{result.stderr[-3000:]}")
+    return binary

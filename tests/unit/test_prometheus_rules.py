@@ -1,0 +1,71 @@
+"""The monitoring rules and configs, checked by promtool: the local stack's and the Kubernetes
+scrape configs, the recording and alert rules, and the promtool unit tests of every alert; every
+alert has a test that makes it fire and a runbook section, and every metric the rules read is one
+the platform exports (docs/metrics.md)."""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stack.prometheus import RULES, Prometheus, promtool
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS = ROOT / "monitoring" / "prometheus"
+TESTS = PROMETHEUS / "tests" / "alerts_test.yml"
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(promtool()), *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def _alerts() -> dict[str, dict]:
+    rules = {}
+    for path in sorted(RULES.glob("*.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            rules.update({r["alert"]: r for r in group["rules"] if "alert" in r})
+    return rules
+
+
+def test_the_rules_are_valid_and_every_alert_passes_its_promtool_tests():
+    _promtool("check", "rules", *map(str, sorted(RULES.glob("*.yml"))))
+    assert "SUCCESS" in _promtool("test", "rules", str(TESTS)).stdout
+
+
+@pytest.mark.parametrize("config", ["stack", "kubernetes"])
+def test_the_prometheus_configs_are_valid(tmp_path, config):
+    if config == "stack":
+        path = tmp_path / "prometheus.yml"
+        path.write_text(Prometheus().config())
+    else:
+        path = PROMETHEUS / "prometheus-kubernetes.yml"
+    _promtool("check", "config", "--syntax-only", str(path))
+
+
+def test_every_alert_fires_in_a_test_and_has_a_runbook():
+    tests = yaml.safe_load(TESTS.read_text())["tests"]
+    fired = {case["alertname"] for test in tests for case in test.get("alert_rule_test", []) if case["exp_alerts"]}
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    for name, rule in _alerts().items():
+        assert name in fired, f"{name}: no promtool test makes it fire"
+        assert rule["annotations"]["runbook_url"] == f"docs/runbook.md#{name.lower()}"
+        assert f"\n## {name}\n" in runbook, f"{name}: no section in docs/runbook.md"
+        assert rule["annotations"]["summary"]
+
+
+def test_the_rules_read_only_metrics_the_platform_exports():
+    documented = set(re.findall(r"^\| `(kappa_\w+)`", (ROOT / "docs" / "metrics.md").read_text(), re.M))
+    series = set()
+    for name in documented:  # what a counter, histogram or gauge puts on /metrics
+        series |= {name, name.removesuffix("_total"), f"{name}_count", f"{name}_sum", f"{name}_bucket"}
+    rules = [rule for path in sorted(RULES.glob("*.yml"))
+             for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+    recorded = {rule["record"] for rule in rules if "record" in rule}
+    for rule in rules:
+        used = set(re.findall(r"\b(kappa_[a-z0-9_:]+)", rule["expr"]))
+        assert used <= series | recorded, (rule.get("alert") or rule["record"], sorted(used - series - recorded))
