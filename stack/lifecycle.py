@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from stack.alertmanager import Alertmanager
 from stack.cassandra import Cassandra
 from stack.clickhouse import ClickHouse
 from stack.kafka import Kafka
@@ -23,7 +24,8 @@ from stack.s3 import S3
 from stack.service import Service, Status
 from stack.spark import connector_jars
 
-SERVICES: tuple[type[Service], ...] = (Kafka, SchemaRegistry, Cassandra, S3, ClickHouse, Postgres, Prometheus)
+SERVICES: tuple[type[Service], ...] = (Kafka, SchemaRegistry, Cassandra, S3, ClickHouse, Postgres, Alertmanager,
+                                       Prometheus)
 
 
 def services(names: Sequence[str] = ()) -> list[Service]:

@@ -34,5 +34,7 @@ SEAWEED_GRPC_OFFSET = 10000
 CLICKHOUSE_HTTP = _port("CLICKHOUSE_HTTP", 18123)
 POSTGRES = _port("POSTGRES", 15432)
 PROMETHEUS = _port("PROMETHEUS", 19090)
+ALERTMANAGER = _port("ALERTMANAGER", 19193)      # 9093 moved past the Kafka controller's 19093
+ALERT_WEBHOOK = _port("ALERT_WEBHOOK", 19194)    # where the local Alertmanager sends alerts (any receiver)
 # Not a server of the stack: the platform's lag exporter (python -m monitoring lag-exporter), kafka_exporter's 9308 moved.
 LAG_EXPORTER = _port("LAG_EXPORTER", 19308)

@@ -30,7 +30,7 @@ class Prometheus(Service):
     port = ports.PROMETHEUS
     start_timeout = 60.0
     stop_grace = 20.0
-    depends_on = ("schema-registry", "clickhouse", "s3")
+    depends_on = ("schema-registry", "clickhouse", "s3", "alertmanager")
 
     @property
     def targets_dir(self) -> Path:
@@ -47,11 +47,13 @@ class Prometheus(Service):
         return Template((CONF / "prometheus.yml").read_text()).substitute(
             prometheus_port=self.port, registry_port=ports.SCHEMA_REGISTRY,
             clickhouse_port=ports.CLICKHOUSE_HTTP, s3_metrics_port=ports.SEAWEED_METRICS,
-            targets_dir=self.targets_dir, rules_dir=RULES,
+            targets_dir=self.targets_dir, rules_dir=RULES, alertmanager_port=ports.ALERTMANAGER,
+            local_rules_dir=self.home / "rules.d",
         )
 
     def prepare(self) -> None:
         self.targets_dir.mkdir(parents=True, exist_ok=True)
+        (self.home / "rules.d").mkdir(exist_ok=True)
         (self.home / "prometheus.yml").write_text(self.config())
 
     def command(self) -> list[str]:

@@ -88,6 +88,15 @@ def prometheus_url(settings: Settings) -> str:
 
 
 @pytest.fixture(scope="session")
+def alertmanager_url() -> str:
+    """The local stack's Alertmanager (its routing sends every alert to 127.0.0.1:ALERT_WEBHOOK)."""
+    from stack import ports
+
+    require("alertmanager", "127.0.0.1", ports.ALERTMANAGER)
+    return f"http://127.0.0.1:{ports.ALERTMANAGER}"
+
+
+@pytest.fixture(scope="session")
 def spark(settings: Settings) -> Iterator:
     """The one SparkSession of the test run (it takes ~10 s to start), with Kafka/Avro/s3a/JDBC jars."""
     from streaming.session import build_session

@@ -1,19 +1,27 @@
 """The consumer lag of a streaming job, seen from outside it: a stopped job's lag counts what
 arrived since (offsets, and seconds that grow), in the lag exporter, in Prometheus, and in Kafka's
-own ``kafka-consumer-groups --describe`` (the job commits each batch's end to its group); after a
-restart it drains to 0 everywhere.
+own ``kafka-consumer-groups --describe`` (the job commits each batch's end to its group); the
+job-down alert reaches a webhook through the local Alertmanager; after a restart the lag drains
+to 0 everywhere.
 """
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
+import yaml
+
+from stack import ports
+from stack.prometheus import RULES, Prometheus
 from tests.conftest import write_toml
 from tests.integration import cdc_items, job_process
 from tests.integration.job_process import REPO
@@ -58,8 +66,36 @@ def _prometheus_lag(prometheus_url: str, job: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
+class _Webhook(BaseHTTPRequestHandler):
+    """Alertmanager's webhook receiver: keeps every alert it is sent."""
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _Webhook.received.extend(body["alerts"])
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def _alert_now(name: str, job: str, path) -> None:
+    """The real alert's expression for ``job`` without its ``for`` (a test cannot wait 5 minutes),
+    as a local rule of the stack's Prometheus."""
+    rules = [r for f in sorted(RULES.glob("*.yml")) for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]]
+    rule = next(r for r in rules if r.get("alert") == name)
+    quick = {**rule, "expr": f'({rule["expr"].strip()}) and on (job) kappa_job:streaming_lag_offsets:sum{{job="{job}"}}',
+             "for": "0s"}
+    path.write_text(yaml.safe_dump({"groups": [{"name": f"test-{job}", "interval": "5s", "rules": [quick]}]}))
+
+
+def _reload_prometheus(prometheus_url: str) -> None:
+    assert requests.post(f"{prometheus_url}/-/reload", timeout=30).status_code == 200
+
+
 def test_a_stopped_jobs_lag_counts_what_arrived_and_drains_after_a_restart(
-        settings, kafka_bootstrap, registry_url, prometheus_url, unique, tmp_path):
+        settings, kafka_bootstrap, registry_url, prometheus_url, alertmanager_url, unique, tmp_path):
     topic, namespace, name = f"it.{unique}.cdc.items", f"lag_{unique}", f"lag-{unique}"
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     for future in admin.create_topics([NewTopic(topic, 2, 1)]).values():
@@ -94,6 +130,24 @@ def test_a_stopped_jobs_lag_counts_what_arrived_and_drains_after_a_restart(
         time.sleep(2)
         assert max(_exported(port, name)["kappa_streaming_lag_seconds"].values()) >= waited + 1.5  # it grows
         wait_for(lambda: _prometheus_lag(prometheus_url, name) == 15, 60, "Prometheus to scrape the lag")
+
+        # The job-down alert reaches a webhook receiver through the stack's Alertmanager.
+        webhook = ThreadingHTTPServer(("127.0.0.1", ports.ALERT_WEBHOOK), _Webhook)
+        threading.Thread(target=webhook.serve_forever, daemon=True).start()
+        rule = Prometheus().home / "rules.d" / f"test-{unique}.yml"
+        try:
+            _alert_now("KappaStreamingJobDown", name, rule)
+            _reload_prometheus(prometheus_url)
+            alert = wait_for(lambda: next((a for a in _Webhook.received if a["labels"].get("job") == name
+                                           and a["status"] == "firing"), None), 120, "the alert at the webhook")
+            assert alert["labels"]["alertname"] == "KappaStreamingJobDown"
+            assert alert["annotations"]["runbook_url"] == "docs/runbook.md#kappastreamingjobdown"
+            assert "15 records wait" in alert["annotations"]["summary"]
+        finally:
+            rule.unlink(missing_ok=True)
+            _reload_prometheus(prometheus_url)
+            webhook.shutdown()
+            webhook.server_close()
 
         # Restarted, the job catches up: 0 everywhere.
         second = job_process.run_file(path, tmp_path, "second", available_now=True)

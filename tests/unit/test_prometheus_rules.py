@@ -47,6 +47,16 @@ def test_the_prometheus_configs_are_valid(tmp_path, config):
     _promtool("check", "config", "--syntax-only", str(path))
 
 
+def test_the_alertmanager_configs_are_valid(tmp_path):
+    from stack.alertmanager import PRODUCTION, Alertmanager, amtool
+
+    local = tmp_path / "alertmanager.yml"
+    local.write_text(Alertmanager().config())
+    for path in (PRODUCTION, local):
+        result = subprocess.run([amtool(), "check-config", str(path)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_alert_fires_in_a_test_and_has_a_runbook():
     tests = yaml.safe_load(TESTS.read_text())["tests"]
     fired = {case["alertname"] for test in tests for case in test.get("alert_rule_test", []) if case["exp_alerts"]}
