@@ -1,4 +1,5 @@
-"""``python -m monitoring lag-exporter``: serve the streaming jobs' consumer lag on /metrics."""
+"""``python -m monitoring lag-exporter``: serve the streaming jobs' consumer lag on /metrics.
+``python -m monitoring dashboards``: write the Grafana dashboards' JSON from their code."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     lag.add_argument("--port", type=int, default=ports.LAG_EXPORTER,
                      help=f"the /metrics port (default {ports.LAG_EXPORTER})")
     lag.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0 in a pod)")
+    commands.add_parser("dashboards", help="write monitoring/grafana/dashboards/*.json from monitoring/grafana/dashboards.py")
     args = parser.parse_args(argv)
+    if args.command == "dashboards":
+        from monitoring.grafana import dashboards
+
+        for path in dashboards.write():
+            print(f"wrote {path}")
+        return 0
 
     from prometheus_client import start_http_server
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from stack.prometheus import RULES, Prometheus, promtool
+from tests.unit.monitoring_names import exported_series, recorded_series, rules
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "monitoring" / "prometheus"
@@ -69,13 +70,7 @@ def test_every_alert_fires_in_a_test_and_has_a_runbook():
 
 
 def test_the_rules_read_only_metrics_the_platform_exports():
-    documented = set(re.findall(r"^\| `(kappa_\w+)`", (ROOT / "docs" / "metrics.md").read_text(), re.M))
-    series = set()
-    for name in documented:  # what a counter, histogram or gauge puts on /metrics
-        series |= {name, name.removesuffix("_total"), f"{name}_count", f"{name}_sum", f"{name}_bucket"}
-    rules = [rule for path in sorted(RULES.glob("*.yml"))
-             for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
-    recorded = {rule["record"] for rule in rules if "record" in rule}
-    for rule in rules:
+    known = exported_series() | recorded_series()
+    for rule in rules():
         used = set(re.findall(r"\b(kappa_[a-z0-9_:]+)", rule["expr"]))
-        assert used <= series | recorded, (rule.get("alert") or rule["record"], sorted(used - series - recorded))
+        assert used <= known, (rule.get("alert") or rule["record"], sorted(used - known))
