@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv up status down clean demo test test-unit schemas-check backfill rebuild
+.PHONY: help venv up status down clean demo test test-unit schemas-check backfill rebuild dashboards dashboards-preview
 
 help:
 	@echo "make demo       start the local stack and run the demo pipeline"
@@ -19,6 +19,8 @@ help:
 	@echo "make schemas-check  validate schemas/avro/*.avsc and register them (fails on an incompatible change)"
 	@echo "make backfill FROM=.. TO=.. [JOB=..] [MODE=live|shadow] [DRY_RUN=1]  replay pipelines over a range (python -m batch_replay --help)"
 	@echo "make rebuild JOB=..  the Kappa rebuild: a second live job into a new version, cut-over at lag 0"
+	@echo "make dashboards  write monitoring/grafana/dashboards/*.json from their code"
+	@echo "make dashboards-preview [MINUTES=30]  draw the dashboards from the local Prometheus into docs/dashboards/*.png"
 
 venv: $(VENV)/.installed
 
@@ -60,6 +62,12 @@ rebuild: up
 	@test -n "$(JOB)" || { echo "make rebuild: JOB=<pipeline> is required (e.g. JOB=orders)" >&2; exit 2; }
 	$(PY) -m batch_replay --rebuild --job "$(JOB)" --launch "$(or $(LAUNCH),local)" --max-lag "$(or $(MAX_LAG),0)" \
 	  $(BACKFILL_ARGS)
+
+dashboards: venv
+	$(PY) -m monitoring dashboards
+
+dashboards-preview: up
+	$(PY) -m monitoring preview --minutes "$(or $(MINUTES),30)" --out docs/dashboards
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

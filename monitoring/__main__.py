@@ -21,7 +21,18 @@ def main(argv: list[str] | None = None) -> int:
                      help=f"the /metrics port (default {ports.LAG_EXPORTER})")
     lag.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0 in a pod)")
     commands.add_parser("dashboards", help="write monitoring/grafana/dashboards/*.json from monitoring/grafana/dashboards.py")
+    preview = commands.add_parser("preview", help="draw each dashboard's panels from a Prometheus into PNG files")
+    preview.add_argument("--prometheus", help="the Prometheus to query (default: settings' prometheus.url)")
+    preview.add_argument("--minutes", type=float, default=30, help="how far back (default 30)")
+    preview.add_argument("--out", type=Path, default=Path("docs/dashboards"), help="the folder for the PNGs")
     args = parser.parse_args(argv)
+    if args.command == "preview":
+        from monitoring.grafana import preview as pictures
+        from settings import get_settings
+
+        for path in pictures.render_all(args.prometheus or get_settings().prometheus.url, args.out, args.minutes):
+            print(f"wrote {path}")
+        return 0
     if args.command == "dashboards":
         from monitoring.grafana import dashboards
 
