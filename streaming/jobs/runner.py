@@ -83,7 +83,7 @@ class JobConfig(BaseModel):
     archive: bool = False
     # Set when the job writes a serving version (streaming.tables.versions): it reads references from
     # the serving namespace, re-makes the serving views when its table gains columns, and stops once
-    # a cut-over made another version the one readers see. None: the namespace is all there is.
+    # a cut-over made its version a previous one. None: the namespace is all there is.
     serving: ServingVersion | None = None
     metrics_port: int = 0
     # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
