@@ -20,7 +20,7 @@ help:
 	@echo "make backfill FROM=.. TO=.. [JOB=..] [MODE=live|shadow] [DRY_RUN=1]  replay pipelines over a range (python -m batch_replay --help)"
 	@echo "make rebuild JOB=..  the Kappa rebuild: a second live job into a new version, cut-over at lag 0"
 	@echo "make dashboards  write monitoring/grafana/dashboards/*.json from their code"
-	@echo "make dashboards-preview [MINUTES=30]  draw the dashboards from the local Prometheus into docs/dashboards/*.png"
+	@echo "make dashboards-preview [MINUTES=30] [SCENARIO=1]  draw the dashboards from the local Prometheus into docs/dashboards/*.png"
 
 venv: $(VENV)/.installed
 
@@ -67,7 +67,7 @@ dashboards: venv
 	$(PY) -m monitoring dashboards
 
 dashboards-preview: up
-	$(PY) -m monitoring preview --minutes "$(or $(MINUTES),30)" --out docs/dashboards
+	$(PY) -m monitoring preview --minutes "$(or $(MINUTES),30)" --out docs/dashboards $(if $(SCENARIO),--scenario)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -25,12 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     preview.add_argument("--prometheus", help="the Prometheus to query (default: settings' prometheus.url)")
     preview.add_argument("--minutes", type=float, default=30, help="how far back (default 30)")
     preview.add_argument("--out", type=Path, default=Path("docs/dashboards"), help="the folder for the PNGs")
+    preview.add_argument("--scenario", action="store_true",
+                         help="first run the preview scenario on the local stack (monitoring/grafana/scenario.py: "
+                              "the orders job runs, stops while events arrive, restarts), then draw that stretch")
     args = parser.parse_args(argv)
     if args.command == "preview":
         from monitoring.grafana import preview as pictures
         from settings import get_settings
 
-        for path in pictures.render_all(args.prometheus or get_settings().prometheus.url, args.out, args.minutes):
+        minutes = args.minutes
+        if args.scenario:
+            from monitoring.grafana import scenario
+
+            minutes = scenario.run() / 60 + 0.5
+        for path in pictures.render_all(args.prometheus or get_settings().prometheus.url, args.out, minutes):
             print(f"wrote {path}")
         return 0
     if args.command == "dashboards":

@@ -60,15 +60,15 @@ def render(board_json: str, prometheus_url: str, out: Path, minutes: float = 30,
     end = time.time()
     start = end - minutes * 60
     figure = plt.figure(figsize=(16, bottom * 0.42))
-    figure.suptitle(f"{board['title']}  (last {minutes:.0f} min, from {prometheus_url})", fontsize=13, y=0.995)
-    grid = figure.add_gridspec(bottom, GRID_COLUMNS, hspace=0.9, wspace=0.6)
+    figure.suptitle(f"{board['title']}  (last {minutes:.0f} min, from {prometheus_url})", fontsize=13)
+    grid = figure.add_gridspec(bottom, GRID_COLUMNS, hspace=1.6, wspace=0.6, top=0.96, bottom=0.02)
     for panel in panels:
         pos = panel["gridPos"]
         cell = grid[pos["y"]:pos["y"] + pos["h"], pos["x"]:pos["x"] + pos["w"]]
         if panel["type"] == "row":
             axis = figure.add_subplot(cell)
             axis.axis("off")
-            axis.text(0, 0.5, panel["title"], fontsize=12, fontweight="bold", va="center")
+            axis.text(0, 0.0, panel["title"], fontsize=12, fontweight="bold", va="bottom")
             continue
         axis = figure.add_subplot(grid[pos["y"] + 1:pos["y"] + pos["h"], pos["x"]:pos["x"] + pos["w"]])
         axis.set_title(panel["title"], fontsize=10, loc="left")
