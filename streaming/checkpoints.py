@@ -48,11 +48,9 @@ class _Local:
 
 class _S3:
     def __init__(self, settings: Settings, location: str) -> None:
-        from minio import Minio
+        from streaming.sinks import lake
 
-        s3 = settings.s3
-        self.client = Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=s3.secure,
-                            region=s3.region)
+        self.client = lake.client(settings)
         self.bucket, _, prefix = location.removeprefix("s3a://").partition("/")
         self.prefix = prefix.strip("/")
 

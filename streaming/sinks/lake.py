@@ -31,11 +31,16 @@ def path(settings: Settings, namespace: str, table: str) -> str:
     return f"s3a://{settings.s3.lake_bucket}/{namespace}/{table}"
 
 
-def ensure_bucket(settings: Settings) -> None:
+def client(settings: Settings) -> Minio:
+    """A MinIO/S3 client of the object store the lake (and S3 checkpoints) live in."""
     s3 = settings.s3
-    client = Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=s3.secure, region=s3.region)
-    if not client.bucket_exists(s3.lake_bucket):
-        client.make_bucket(s3.lake_bucket)
+    return Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=s3.secure, region=s3.region)
+
+
+def ensure_bucket(settings: Settings) -> None:
+    store = client(settings)
+    if not store.bucket_exists(settings.s3.lake_bucket):
+        store.make_bucket(settings.s3.lake_bucket)
 
 
 def ensure_table(spark: SparkSession, settings: Settings, namespace: str, spec: Table, job: str = "") -> str:

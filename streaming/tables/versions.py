@@ -232,10 +232,9 @@ def _cassandra_tables(session, keyspace: str) -> list[str]:
 
 
 def _minio(settings: Settings):
-    from minio import Minio
+    from streaming.sinks import lake
 
-    s3 = settings.s3
-    return Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=s3.secure, region=s3.region)
+    return lake.client(settings)
 
 
 def _lake_tables(settings: Settings, prefix: str) -> list[str]:

@@ -58,3 +58,12 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """A new topic, once Kafka confirmed it (the admin client lives until then)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        future.result(30)

@@ -15,17 +15,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
-from confluent_kafka.admin import AdminClient, NewTopic
-from prometheus_client.parser import text_string_to_metric_families
-
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from stack import ports
 from stack.prometheus import RULES, Prometheus
 from tests.conftest import write_toml
 from tests.integration import cdc_items, job_process
 from tests.integration.job_process import REPO
-from tests.integration.kafka_topics import wait_for
+from tests.integration.kafka_topics import create_topic, wait_for
 
 
 def _free_port() -> int:
@@ -97,9 +95,7 @@ def _reload_prometheus(prometheus_url: str) -> None:
 def test_a_stopped_jobs_lag_counts_what_arrived_and_drains_after_a_restart(
         settings, kafka_bootstrap, registry_url, prometheus_url, alertmanager_url, unique, tmp_path):
     topic, namespace, name = f"it.{unique}.cdc.items", f"lag_{unique}", f"lag-{unique}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for future in admin.create_topics([NewTopic(topic, 2, 1)]).values():
-        future.result(30)
+    create_topic(kafka_bootstrap, topic, 2)
     items = cdc_items.Items(registry_url, kafka_bootstrap, topic)
     for i in range(20):
         items.change("c", {"id": i, "name": f"item {i}", "qty": i})

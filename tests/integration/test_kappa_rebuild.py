@@ -17,7 +17,6 @@ import time
 
 import psycopg2
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
 
 from streaming.jobs import pipeline as pipelines
@@ -27,7 +26,7 @@ from streaming.tables import versions
 from tests.conftest import write_toml
 from tests.integration import cdc_items, job_process
 from tests.integration.job_process import REPO
-from tests.integration.kafka_topics import wait_for
+from tests.integration.kafka_topics import create_topic, wait_for
 
 
 def _write_pipeline(path, name: str, topic: str, namespace: str, checkpoints, upper: bool) -> None:
@@ -55,9 +54,7 @@ def _archived(settings, namespace: str, topic: str) -> list[tuple[int, int]]:
 def test_the_kappa_rebuild_switches_readers_to_a_second_job_and_stops_the_old_one(
         spark, settings, kafka_bootstrap, registry_url, unique, tmp_path):
     topic, namespace, name = f"it.{unique}.cdc.items", f"kappa_{unique}", f"items-{unique}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for future in admin.create_topics([NewTopic(topic, 2, 1)]).values():
-        future.result(30)
+    create_topic(kafka_bootstrap, topic, 2)
     items = cdc_items.Items(registry_url, kafka_bootstrap, topic)
     for i in range(30):
         items.change("c", {"id": i, "name": f"item {i}", "qty": i})

@@ -17,7 +17,6 @@ import textwrap
 import time
 
 import psycopg2
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from streaming.jobs import pipeline as pipelines
 from streaming.jobs.runner import JobRunner, serving_table
@@ -25,6 +24,7 @@ from streaming.tables import versions
 from tests.conftest import write_toml
 from tests.integration import cdc_items, sink_contents
 from tests.integration.job_process import REPO
+from tests.integration.kafka_topics import create_topic
 
 
 def _replay(*args: str) -> subprocess.CompletedProcess:
@@ -75,9 +75,7 @@ READER = textwrap.dedent("""
 def test_a_shadow_rebuild_equals_the_live_job_then_readers_switch_at_once(spark, settings, kafka_bootstrap,
                                                                           registry_url, unique, tmp_path):
     topic, namespace, name = f"it.{unique}.cdc.items", f"versions_{unique}", f"items-{unique}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for future in admin.create_topics([NewTopic(topic, 2, 1)]).values():
-        future.result(30)
+    create_topic(kafka_bootstrap, topic, 2)
     items = cdc_items.Items(registry_url, kafka_bootstrap, topic)
     for i in range(24):
         items.change("c", {"id": i, "name": f"item {i}", "qty": i})
