@@ -52,10 +52,11 @@ test: up
 
 # make backfill FROM=2026-12-01 TO=2026-12-02 [JOB=orders] [MODE=live|shadow] [SOURCE=kafka|lake] [DRY_RUN=1]
 #   [NO_CUT_OVER=1] (shadow: build the version, leave readers on the active one)
+#   [METRICS_PORT=19309] (its progress on /metrics while it runs; the dashboard's replay panels)
 backfill: up
 	$(PY) -m batch_replay --from "$(FROM)" --to "$(or $(TO),latest)" --mode "$(or $(MODE),live)" \
 	  --source "$(or $(SOURCE),kafka)" $(if $(JOB),--job "$(JOB)") $(if $(DRY_RUN),--dry-run) \
-	  $(if $(NO_CUT_OVER),--no-cut-over) $(BACKFILL_ARGS)
+	  $(if $(NO_CUT_OVER),--no-cut-over) $(if $(DRY_RUN),,--metrics-port "$(or $(METRICS_PORT),19309)") $(BACKFILL_ARGS)
 
 # make rebuild JOB=orders [LAUNCH=none] [MAX_LAG=0]: the Kappa rebuild (README, "The Kappa rebuild")
 rebuild: up

@@ -16,7 +16,10 @@ import contextlib
 import dataclasses
 import logging
 import sys
+import time
 from pathlib import Path
+
+from stack import ports
 
 MODES = ("live", "shadow")
 SOURCES = ("kafka", "lake")
@@ -68,6 +71,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chunk-events", type=int, default=DEFAULT_CHUNK_EVENTS,
                         help=f"records per chunk, at most (default {DEFAULT_CHUNK_EVENTS})")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
+    parser.add_argument("--metrics-port", type=int, default=0, metavar="PORT",
+                        help="serve the replay's progress (kappa_replay_*) on /metrics at this port while it runs "
+                             f"(make backfill: {ports.REPLAY_METRICS}); 0: off (default)")
+    parser.add_argument("--metrics-linger", type=float, default=0.0, metavar="SECONDS",
+                        help="with --metrics-port: keep serving this long after the replay, so a scrape sees its "
+                             "final counts (the local Prometheus scrapes every 5 s)")
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
 
@@ -118,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     from streaming.tables import versions
 
     settings = get_settings()
+    _serve_metrics(args.metrics_port)
     spark = build_session("batch-replay") if args.source == "lake" else None  # the archive is read with Spark
     plans = []
     locks = contextlib.ExitStack()  # a shadow rebuild's lock, held until it finished (and cut over)
@@ -192,7 +202,21 @@ def main(argv: list[str] | None = None) -> int:
                     _finish_shadow(plan, settings, args.no_cut_over)
         finally:
             spark.stop()
+            if args.metrics_port and args.metrics_linger > 0:
+                time.sleep(args.metrics_linger)
     return 0
+
+
+def _serve_metrics(port: int) -> None:
+    """/metrics on 127.0.0.1:``port`` for this process's life, announced to the local Prometheus."""
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    from monitoring import targets
+
+    start_http_server(port, addr="127.0.0.1")
+    targets.announce(f"batch-replay-{port}", "127.0.0.1", port, {"job": "batch-replay"})
 
 
 def _finish_shadow(plan, settings, no_cut_over: bool) -> None:

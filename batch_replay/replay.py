@@ -35,6 +35,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from batch_replay import metrics
 from batch_replay.ranges import PartitionRange, ReplayRange, offsets_json
 from settings import Settings
 from streaming import decode as decoding
@@ -131,6 +132,7 @@ def replay(plan: Plan, settings: Settings, spark: SparkSession,
     table: Table | None = None
     ensured: dict[str, Table] = {}
     done = 0
+    metrics.planned(pipeline.name, plan.mode, pipeline.topic, plan.sinks, plan.range.events, len(plan.chunks))
     for index, chunk in enumerate(plan.chunks):
         while True:
             raw = _records(plan, settings, spark, chunk)
@@ -150,6 +152,7 @@ def replay(plan: Plan, settings: Settings, spark: SparkSession,
                 extra_ids = sorted(set(extra_ids) | set(ids))
                 decoder = decoding.Decoder.from_registry(registry, pipeline.topic, extra_ids)
         done += sum(p.count for p in chunk)
+        metrics.chunk_done(pipeline.name, plan.mode, pipeline.topic, plan.sinks, sum(p.count for p in chunk), result)
         summary.chunks += 1
         summary.events += result["changes"] + result["rejected"]
         summary.rows += result["rows"]

@@ -15,8 +15,20 @@ DELIVERY_ERRORS = Counter("kappa_connector_delivery_errors_total", "Events Kafka
 CHECKPOINTS = Counter("kappa_connector_checkpoints_total", "Source positions committed", ["connector"])
 SOURCE_ERRORS = Counter("kappa_connector_source_errors_total", "Failed reads from the source (retried)", ["connector", "kind"])
 LAST_EVENT_TIME = Gauge("kappa_connector_last_event_timestamp_seconds", "event_time of the newest published event", ["connector"])
+# How far behind its source a connector is, one series per unit: ``wal_bytes`` and ``seconds`` (CDC:
+# the WAL its slot retains; the age of the last confirmed transaction's commit while more WAL waits),
+# ``seconds`` (API: the age of the cursor, the newest record read), ``files`` (files: listed, not yet
+# published).
 LAG = Gauge("kappa_connector_source_lag", "How far the connector is behind its source, in the source's unit", ["connector", "unit"])
 BATCH_SECONDS = Histogram("kappa_connector_batch_seconds", "Time to read, publish and checkpoint one batch", ["connector"])
+
+
+def start(connector: str) -> None:
+    """Export the connector's counters at 0 from its start, so rate() and the dashboards have a
+    series before the first event or error (Prometheus cannot tell "none yet" from "not exported")."""
+    DELIVERY_ERRORS.labels(connector)
+    CHECKPOINTS.labels(connector)
+    BATCH_SECONDS.labels(connector)
 
 
 def serve(connector: str, port: int, host: str = "127.0.0.1") -> None:

@@ -68,6 +68,7 @@ def main(description: str, config_model: type[ConnectorConfig], connector_class)
     args = parse_args(description)
     config = load_config(args.config, config_model)
     configure_logging(config.name, args.log_level)
+    metrics.start(config.name)
     metrics.serve(config.name, config.metrics_port)
     connector_class(config, get_settings(), StopFlag().install()).run()
 

@@ -55,6 +55,7 @@ class LagCollector:
             try:
                 pipeline = pipeline_files.load(path).as_version(self.settings)
                 job = pipeline.name
+                ERRORS.labels(job)  # 0 until a measurement fails
                 for lag in self.probe.measure(pipeline.name, pipeline.topic, pipeline.checkpoint):
                     labels = [lag.job, lag.topic, str(lag.partition)]
                     offsets.add_metric(labels, lag.offsets)

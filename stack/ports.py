@@ -38,3 +38,5 @@ ALERTMANAGER = _port("ALERTMANAGER", 19193)      # 9093 moved past the Kafka con
 ALERT_WEBHOOK = _port("ALERT_WEBHOOK", 19194)    # where the local Alertmanager sends alerts (any receiver)
 # Not a server of the stack: the platform's lag exporter (python -m monitoring lag-exporter), kafka_exporter's 9308 moved.
 LAG_EXPORTER = _port("LAG_EXPORTER", 19308)
+# Not a server either: a replay's /metrics while it runs (make backfill; python -m batch_replay --metrics-port).
+REPLAY_METRICS = _port("REPLAY_METRICS", 19309)

@@ -32,6 +32,21 @@ ERRORS = Counter("kappa_streaming_errors_total",
                  ["job", "kind"])
 
 
+ERROR_KINDS = ("batch", "schema", "reference", "group_commit")
+
+
+def start(job: str, topic: str, sinks: list[str]) -> None:
+    """Export a job's counters at 0 from its start: a rate() or an alert on errors and dead letters
+    then reads 0, not "no data", until the first one."""
+    for kind in ERROR_KINDS:
+        ERRORS.labels(job, kind)
+    DEAD_LETTERS.labels(job, topic)
+    INPUT_ROWS.labels(job, topic)
+    BATCHES.labels(job)
+    for sink in sinks:
+        EVENTS_OUT.labels(job, sink)
+
+
 def record_batch(job: str, topic: str, sinks: list[str], result: dict) -> None:
     """One written batch's counts and timings (``BatchWriter.write``'s result)."""
     for sink in sinks:

@@ -20,6 +20,9 @@ from connectors import metrics
 log = logging.getLogger(__name__)
 
 
+# The kinds of failed reads kappa_connector_source_errors_total counts (all retried).
+SOURCE_ERROR_KINDS = ("network", "429", "5xx", "body")
+
 class TransientHttpError(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -66,6 +69,8 @@ class JsonClient:
     def __init__(self, connector: str, *, timeout_s: float, max_attempts: int, backoff_initial_s: float,
                  backoff_max_s: float, rate_limit_per_s: float, headers: dict[str, str] | None = None) -> None:
         self.connector = connector
+        for kind in SOURCE_ERROR_KINDS:  # exported at 0 from the start
+            metrics.SOURCE_ERRORS.labels(connector, kind)
         self.timeout_s = timeout_s
         self._session = requests.Session()
         self._session.headers.update({"Accept": "application/json", **(headers or {})})

@@ -82,6 +82,7 @@ class ApiConnector:
                                  backoff_initial_s=config.backoff_initial_s, backoff_max_s=config.backoff_max_s,
                                  rate_limit_per_s=config.rate_limit_per_s, headers=config.headers)
         self._last_event_time = metrics.LAST_EVENT_TIME.labels(config.name)
+        self._cursor_age = metrics.LAG.labels(config.name, "seconds")
 
     # -- cursor ------------------------------------------------------------------------------------
     def _cursor(self) -> dict:
@@ -141,6 +142,8 @@ class ApiConnector:
             if self.config.cursor == "page_token" and token is not None:
                 cursor = {"value": token, "id": None}
             self.producer.commit(self.store, {"cursor": cursor})
+            if self.config.cursor == "updated_since" and cursor["value"] is not None:
+                self._cursor_age.set(max(0.0, time.time() - int(cursor["value"]) / 1000))
             metrics.BATCH_SECONDS.labels(self.config.name).observe(time.perf_counter() - started)
             if not token or not records:
                 break

@@ -135,6 +135,7 @@ class CdcConnector:
         self.keys: dict[str, tuple[str, ...]] = {}   # "schema.table" -> its key columns
         self._sql: psycopg2.extensions.connection | None = None
         self._lag = metrics.LAG.labels(config.name, "wal_bytes")
+        self._lag_seconds = metrics.LAG.labels(config.name, "seconds")
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self, **kwargs) -> psycopg2.extensions.connection:
@@ -374,6 +375,7 @@ class CdcConnector:
         begin: pgoutput.Begin | None = None
         confirmed = committed = 0      # LSNs: acknowledged to PostgreSQL / end of the last produced transaction
         pending = 0                    # events produced since the last checkpoint
+        commit_ts_ms = 0               # commit time of the last produced transaction
         last_commit_time = last_message = time.monotonic()
         next_heartbeat = last_message + self.config.heartbeat_interval_s
         ordinal_lsn, ordinal = 0, 0
@@ -383,7 +385,7 @@ class CdcConnector:
             if msg is None:
                 # Caught up with the server: confirm now, batching gains nothing while idle.
                 if pending and begin is None:
-                    confirmed = self._confirm(cur, committed, pending)
+                    confirmed = self._confirm(cur, committed, pending, commit_ts_ms)
                     pending, last_commit_time = 0, now
                 if now >= next_heartbeat:
                     confirmed = self._heartbeat(cur, begin is None and pending == 0, committed, confirmed)
@@ -396,9 +398,9 @@ class CdcConnector:
             if isinstance(event, pgoutput.Begin):
                 begin = event
             elif isinstance(event, pgoutput.Commit):
-                begin, committed = None, event.end_lsn
+                begin, committed, commit_ts_ms = None, event.end_lsn, event.commit_ts_ms
                 if pending >= self.config.max_pending_events or now - last_commit_time >= self.config.commit_interval_s:
-                    confirmed = self._confirm(cur, committed, pending)
+                    confirmed = self._confirm(cur, committed, pending, commit_ts_ms)
                     pending, last_commit_time = 0, now
             elif isinstance(event, pgoutput.Relation):
                 known = self.tables.get(event.oid)
@@ -412,7 +414,7 @@ class CdcConnector:
                 if pending % 1000 == 0:
                     self.producer.poll()
         if pending and begin is None:
-            self._confirm(cur, committed, pending)
+            self._confirm(cur, committed, pending, commit_ts_ms)
         log.info("stopped", extra={"confirmed_lsn": pgoutput.lsn_to_str(confirmed)})
 
     def _change(self, event, begin: pgoutput.Begin, lsn: int, ordinal: int) -> int:
@@ -454,13 +456,15 @@ class CdcConnector:
                    event_id=event_id(base), **common)
         return 1
 
-    def _confirm(self, cur, lsn: int, pending: int) -> int:
-        """Wait for Kafka to acknowledge everything, then let PostgreSQL release the WAL up to ``lsn``."""
+    def _confirm(self, cur, lsn: int, pending: int, commit_ts_ms: int) -> int:
+        """Wait for Kafka to acknowledge everything, then let PostgreSQL release the WAL up to ``lsn``
+        (committed at ``commit_ts_ms``): the slot's lag is then what the server wrote after it."""
         started = time.perf_counter()
         self.producer.checkpoint()
         if lsn:
             cur.send_feedback(flush_lsn=lsn, force=True)
             self._lag.set(max(0, cur.wal_end - lsn))
+            self._lag_seconds.set(max(0.0, time.time() - commit_ts_ms / 1000) if commit_ts_ms else 0.0)
         metrics.CHECKPOINTS.labels(self.config.name).inc()
         metrics.BATCH_SECONDS.labels(self.config.name).observe(time.perf_counter() - started)
         log.debug("confirmed", extra={"lsn": pgoutput.lsn_to_str(lsn), "events": pending})
@@ -476,7 +480,10 @@ class CdcConnector:
             if target > confirmed:
                 self.producer.checkpoint()
                 cur.send_feedback(flush_lsn=target, force=True)
-                return target
+                confirmed = target
+            if confirmed >= cur.wal_end:  # nothing of the server's WAL waits for this connector
+                self._lag.set(0)
+                self._lag_seconds.set(0)
         return confirmed
 
 

@@ -82,6 +82,7 @@ class FilesConnector:
         self.serialize_key = self.producer.serializer(config.topic, key_schema(contract, config.key), is_key=True)
         self.s3 = Minio(settings.s3.endpoint, access_key=settings.s3.access_key, secret_key=settings.s3.secret_key,
                         secure=settings.s3.secure, region=settings.s3.region)
+        self._backlog = metrics.LAG.labels(config.name, "files")
         self.sources: list[LocalDirectory | S3Prefix] = []
         if config.directory:
             self.sources.append(LocalDirectory(Path(config.directory), config.patterns))
@@ -102,13 +103,15 @@ class FilesConnector:
     def scan(self) -> int:
         """Publish every new or changed file of every source; returns the number of files published."""
         self.manifest.refresh()  # entries the Lambda path committed meanwhile
+        waiting = [(source, ref) for source in self.sources for ref in source.list() if not self.status(ref)[0]]
+        self._backlog.set(len(waiting))
         published = 0
-        for source in self.sources:
-            for ref in source.list():
-                if self.stop.is_set():
-                    return published
-                if self.publish(source, ref):
-                    published += 1
+        for source, ref in waiting:
+            if self.stop.is_set():
+                return published
+            if self.publish(source, ref):
+                published += 1
+            self._backlog.dec()
         return published
 
     def publish(self, source: LocalDirectory | S3Prefix, ref: FileRef) -> bool:

@@ -78,7 +78,16 @@ def streaming() -> Dashboard:
             .with_row(Row("Sinks"))
             .with_panel(_panel("Sink write time per batch (p95)", "s",
                                (f"histogram_quantile(0.95, sum by (job, sink, le) (rate(kappa_streaming_sink_write_seconds_bucket{{{job}}}{RATE})))",
-                                "{{job}} {{sink}}"), width=24)))
+                                "{{job}} {{sink}}"), width=24))
+            .with_row(Row("Replay"))
+            .with_panel(_panel("Replay progress", "percentunit",
+                               (f"sum by (job, mode) (kappa_replay_events_total{{{job}}}) / "
+                                f"sum by (job, mode) (kappa_replay_events_planned{{{job}}})", "{{job}} {{mode}}"),
+                               description="Share of the range a backfill or shadow rebuild has replayed "
+                                           "(python -m batch_replay --metrics-port; make backfill serves it)."))
+            .with_panel(_panel("Replay events per second", "short",
+                               (f"sum by (job, mode) (rate(kappa_replay_events_total{{{job}}}{RATE}))",
+                                "{{job}} {{mode}}"))))
 
 
 def connectors() -> Dashboard:
@@ -91,8 +100,16 @@ def connectors() -> Dashboard:
             .with_row(Row("Behind the source"))
             .with_panel(_panel("CDC: WAL retained by the slot", "bytes",
                                (f'kappa_connector_source_lag{{{connector}, unit="wal_bytes"}}', "{{connector}}")))
+            .with_panel(_panel("Behind the source (seconds)", "s",
+                               (f'kappa_connector_source_lag{{{connector}, unit="seconds"}}', "{{connector}}"),
+                               description="CDC: age of the last confirmed transaction's commit. API: age of the "
+                                           "cursor (the newest record read)."))
+            .with_panel(_panel("Files waiting", "short",
+                               (f'kappa_connector_source_lag{{{connector}, unit="files"}}', "{{connector}}"),
+                               description="Files listed and not yet published (file connectors)."))
             .with_panel(_panel("Age of the newest published event", "s",
-                               (f"time() - kappa_connector_last_event_timestamp_seconds{{{connector}}}", "{{connector}}")))
+                               (f"time() - kappa_connector_last_event_timestamp_seconds{{{connector}}}", "{{connector}}"),
+                               width=24))
             .with_row(Row("Throughput"))
             .with_panel(_panel("Events per second", "short",
                                (f"sum by (connector, topic) (rate(kappa_connector_events_total{{{connector}}}{RATE}))",

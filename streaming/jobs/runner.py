@@ -284,6 +284,7 @@ class JobRunner:
         self._ensured: dict[str, Table] = {}   # store -> the table last created/evolved there
         self._version_checked = float("-inf")
         _export_metrics(spark, settings)
+        metrics.start(config.name, config.topic, config.sinks)
 
     def refresh_reference(self, force: bool = False) -> list[str]:
         """(Re-)cache the job's reference data when ``reference_refresh_s`` has passed; the names

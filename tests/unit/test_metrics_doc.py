@@ -7,12 +7,13 @@ from pathlib import Path
 
 from prometheus_client.metrics import MetricWrapperBase
 
+import batch_replay.metrics
 import connectors.metrics
 import monitoring.exporter
 import streaming.metrics
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
-MODULES = (streaming.metrics, connectors.metrics, monitoring.exporter)
+MODULES = (streaming.metrics, connectors.metrics, monitoring.exporter, batch_replay.metrics)
 
 
 def _documented() -> dict[str, tuple[str, tuple[str, ...]]]:
