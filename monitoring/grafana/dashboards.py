@@ -81,8 +81,8 @@ def streaming() -> Dashboard:
                                 "{{job}} {{sink}}"), width=24))
             .with_row(Row("Replay"))
             .with_panel(_panel("Replay progress", "percentunit",
-                               (f"sum by (job, mode) (kappa_replay_events_total{{{job}}}) / "
-                                f"sum by (job, mode) (kappa_replay_events_planned{{{job}}})", "{{job}} {{mode}}"),
+                               ((f"sum by (job, mode) (kappa_replay_events_total{{{job}}}) / "
+                                 f"sum by (job, mode) (kappa_replay_events_planned{{{job}}})"), "{{job}} {{mode}}"),
                                description="Share of the range a backfill or shadow rebuild has replayed "
                                            "(python -m batch_replay --metrics-port; make backfill serves it)."))
             .with_panel(_panel("Replay events per second", "short",

@@ -30,7 +30,7 @@ from tests.conftest import write_toml
 from tests.integration import cdc_items, job_process
 from tests.integration.api_server import OrdersApi
 from tests.integration.job_process import REPO
-from tests.integration.kafka_topics import create_topic, wait_for
+from tests.integration.kafka_topics import create_topic
 
 RATE_INTERVAL = "1m"     # Grafana's $__rate_interval for a 5 s scrape interval is at least 4 scrapes
 SELECTOR = re.compile(r"\b(kappa_[a-zA-Z0-9_:]+)(\{[^}]*\})?")
