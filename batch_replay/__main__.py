@@ -215,7 +215,11 @@ def _serve_metrics(port: int) -> None:
 
     from monitoring import targets
 
-    start_http_server(port, addr="127.0.0.1")
+    try:
+        start_http_server(port, addr="127.0.0.1")
+    except OSError as exc:
+        raise SystemExit(f"batch_replay: cannot serve metrics on 127.0.0.1:{port} ({exc.strerror}): another "
+                         "replay may be running; pass another --metrics-port (make backfill METRICS_PORT=...)") from None
     targets.announce(f"batch-replay-{port}", "127.0.0.1", port, {"job": "batch-replay"})
 
 

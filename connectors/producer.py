@@ -132,12 +132,18 @@ class EventProducer:
         else:
             self._acked[msg.topic()] = self._acked.get(msg.topic(), 0) + 1
 
+    def _count_acked(self, positions_topic: str | None = None) -> None:
+        """Acknowledged events into kappa_connector_events_total; the source positions written in
+        the same transaction are bookkeeping, not events."""
+        for topic, count in self._acked.items():
+            if topic != positions_topic:
+                metrics.EVENTS.labels(self.connector, topic).inc(count)
+        self._acked.clear()
+
     def checkpoint(self, timeout: float = 60.0) -> None:
         """Wait until Kafka acknowledged everything produced so far; raise if anything failed."""
         remaining = self._producer.flush(timeout)
-        for topic, count in self._acked.items():
-            metrics.EVENTS.labels(self.connector, topic).inc(count)
-        self._acked.clear()
+        self._count_acked()
         if remaining:
             raise DeliveryFailed(f"{remaining} events still unacknowledged after {timeout:.0f}s "
                                  f"(is Kafka at {self._settings.kafka.bootstrap_servers} up?)")
@@ -164,9 +170,7 @@ class EventProducer:
         except KafkaException as exc:
             self._producer.abort_transaction(60)
             raise DeliveryFailed(f"the transaction of {self.connector} was aborted: {exc}") from exc
-        for topic, count in self._acked.items():
-            metrics.EVENTS.labels(self.connector, topic).inc(count)
-        self._acked.clear()
+        self._count_acked(positions_topic=store.topic)
         if self._failures:
             failures, self._failures = self._failures, []
             raise DeliveryFailed(f"Kafka refused {len(failures)} events, e.g. {failures[0]}")

@@ -30,7 +30,10 @@ TOPIC = "shop.api.orders"
 T0 = 1_795_651_200_000  # 2026-11-26T00:00:00Z
 
 
-def publish(count: int) -> None:
+def publish(count: int, first: int = 0, echo: bool = True, t0: int | None = None, step_ms: int = 1000) -> None:
+    """``count`` order events, ``step_ms`` apart; ``first`` numbers them on from an earlier call.
+    Their times go on from the demo's fixed start, or start at ``t0`` (a caller publishing in rounds
+    with a later ``t0`` each time sends new versions, not the same events again)."""
     settings = get_settings()
     registry = SchemaRegistryClient({"url": settings.registry.url})
     value = AvroSerializer(registry, f"{TOPIC}-value", contracts.contract(TOPIC).schema)
@@ -38,10 +41,10 @@ def publish(count: int) -> None:
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "enable.idempotence": True,
                          "acks": "all", "linger.ms": 20, **settings.kafka.client_config})
     failures: list[str] = []
-    rng = random.Random(42)
-    for i in range(count):
-        order_id = rng.randrange(count // 4 or 1)
-        updated = T0 + i * 1000
+    rng = random.Random(42 + first)
+    for i in range(first, first + count):
+        order_id = rng.randrange(max(1, (first + count) // 4))
+        updated = T0 + i * step_ms if t0 is None else t0 + (i - first) * step_ms
         amount = round(rng.uniform(5, 500), 2) if i % 97 else -1.0  # about 1% break the amount rule
         event = {"event_id": f"demo-{order_id}-{updated}", "event_time": updated,
                  "source": {"connector": "demo", "position": str(i), "ts_ms": updated},
@@ -54,7 +57,8 @@ def publish(count: int) -> None:
     producer.flush(60)
     if failures:
         raise SystemExit(f"{len(failures)} events were not acknowledged by Kafka, e.g. {failures[0]}")
-    print(f"published {count} order events to {TOPIC} (schema subject {TOPIC}-value)")
+    if echo:
+        print(f"published {count} order events to {TOPIC} (schema subject {TOPIC}-value)")
 
 
 def seed_customers(namespace: str) -> None:

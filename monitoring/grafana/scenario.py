@@ -5,16 +5,19 @@
 The demo's orders job runs (with its /metrics registered with the local Prometheus) beside the lag
 exporter while order events arrive; then the job stops and events keep arriving (its lag rises,
 in records and seconds, though the job exports nothing); then it starts again and catches up (the
-lag drains). Each phase lasts ``phase_s``. Nothing is mocked: the same job, exporter and Prometheus
+lag drains). Each phase lasts ``phase_s``. Beside it the file connector publishes the payments
+files that land now and then; last, a backfill replays the run's events. Nothing is mocked: the same job, exporter and Prometheus
 a deployment has.
 """
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 from prometheus_client import start_http_server
 
@@ -36,14 +39,49 @@ def _job(spark, name: str, checkpoint_dir: str):
     return orders, JobRunner(orders.definition(), orders, get_settings(), spark)
 
 
-def _publish_for(seconds: float, per_second: int) -> None:
-    from demo.__main__ import publish
+class _Sources:
+    """What arrives while the pictures are taken: order events for the job (new ones each second),
+    and now and then a payments file for a file connector (the connectors dashboard's data)."""
 
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        started = time.monotonic()
-        publish(per_second)
-        time.sleep(max(0.0, 1 - (time.monotonic() - started)))
+    def __init__(self, inbox: Path) -> None:
+        self.inbox, self.sent, self.files = inbox, 0, 0
+
+    def publish_for(self, seconds: float, per_second: int) -> None:
+        from demo.__main__ import publish
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            publish(per_second, first=self.sent, echo=False, t0=int(time.time() * 1000),
+                    step_ms=1000 // per_second)  # newer than any earlier run's: rows to write
+            self.sent += per_second
+            if self.sent % (per_second * 10) == 0:
+                self.drop_file(per_second)
+            time.sleep(max(0.0, 1 - (time.monotonic() - started)))
+
+    def drop_file(self, rows: int) -> None:
+        self.files += 1
+        lines = ["payment_id,order_id,amount,currency,method,paid_at"]
+        lines += [f"p-{self.files}-{i},{i},{1 + i % 90}.50,EUR,card,{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+                  for i in range(rows)]
+        (self.inbox / f"payments-{self.files}.csv").write_text("\n".join(lines) + "\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _files_connector(folder: Path) -> subprocess.Popen:
+    """The platform's file connector on ``folder/inbox``, its /metrics registered with Prometheus."""
+    port = _free_port()
+    config = folder / "preview-files.toml"
+    config.write_text(f'name = "preview-files"\ntopic = "preview.files.payments"\ncontract = "shop.files.payments"\n'
+                      f'directory = "{folder / "inbox"}"\nkey = ["payment_id"]\ntime_field = "paid_at"\n'
+                      f"poll_interval_s = 2.0\nmetrics_port = {port}\n")
+    return subprocess.Popen([sys.executable, "-m", "connectors.files", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def run(phase_s: float = 60, per_second: int = 50) -> float:
@@ -51,21 +89,23 @@ def run(phase_s: float = 60, per_second: int = 50) -> float:
     from demo.__main__ import seed_customers
     from streaming.session import build_session
 
-    from demo.__main__ import publish
-
-    started = time.monotonic()
+    started, began = time.monotonic(), time.time()
     seed_customers(NAMESPACE)
-    publish(per_second)  # the contract is in the registry before the job starts
     name = f"preview-orders-{uuid.uuid4().hex[:6]}"
-    checkpoints = f"/tmp/kappa-preview/{name}"
+    folder = Path(f"/tmp/kappa-preview/{name}")
+    (folder / "inbox").mkdir(parents=True)
+    sources = _Sources(folder / "inbox")
+    sources.publish_for(1, per_second)  # the contract is in the registry before the job starts
+    checkpoints = str(folder / "checkpoints")
     spark = build_session("preview")
     spark.sparkContext.setLogLevel("ERROR")
-    port = ports.LAG_EXPORTER + 1  # the job's /metrics, beside the exporter's
+    port = _free_port()  # the job's /metrics
     start_http_server(port, addr="127.0.0.1")
     targets.announce(f"job-{name}", "127.0.0.1", port, {"job": name})
     orders, runner = _job(spark, name, checkpoints)
     pipeline_file = _pipeline_file(orders)
     exporter = subprocess.Popen([sys.executable, "-m", "monitoring", "lag-exporter", "--pipeline", str(pipeline_file)])
+    connector = _files_connector(folder)
     try:
         for phase, job_runs in (("running", True), ("stopped", False), ("restarted", True)):
             print(f"phase {phase}: {phase_s:.0f} s, {per_second} events/s, the job {'runs' if job_runs else 'is stopped'}",
@@ -76,25 +116,34 @@ def run(phase_s: float = 60, per_second: int = 50) -> float:
                     orders, runner = _job(spark, name, checkpoints)
                 worker = threading.Thread(target=runner.run, daemon=True)
                 worker.start()
-            _publish_for(phase_s if phase != "restarted" else phase_s / 3, per_second)
+            sources.publish_for(phase_s if phase != "restarted" else phase_s / 3, per_second)
             if phase == "restarted":
                 time.sleep(phase_s * 2 / 3)  # no new events: the lag drains
             if worker is not None and phase == "running":
                 runner.stop()
                 worker.join(120)
         runner.stop()
-        time.sleep(5)
+        _backfill(pipeline_file, began)
     finally:
-        exporter.terminate()
-        exporter.wait(30)
+        for process in (exporter, connector):
+            process.terminate()
+            process.wait(30)
         spark.stop()
     return time.monotonic() - started
 
 
+def _backfill(pipeline_file: Path, since: float) -> None:
+    """Last, a live backfill of the run's events (``python -m batch_replay``, as ``make backfill``
+    runs it) with its progress on /metrics: the dashboard's replay panels."""
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
+    print(f"backfill of the job's events since {start}", flush=True)
+    subprocess.run([sys.executable, "-m", "batch_replay", "--job", str(pipeline_file), "--from", start,
+                    "--chunk-events", "1000", "--metrics-port", str(ports.REPLAY_METRICS), "--metrics-linger", "10"],
+                   check=True)
+
+
 def _pipeline_file(orders):
     """The job's settings as a pipeline file, for the lag exporter (which reads pipeline files)."""
-    from pathlib import Path
-
     from streaming import pipelines
 
     source = pipelines.path("orders").read_text()

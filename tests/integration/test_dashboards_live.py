@@ -155,7 +155,7 @@ def test_every_panel_and_alert_reads_exported_data_under_load(
                                 stderr=subprocess.STDOUT)
     replay = subprocess.Popen([sys.executable, "-m", "batch_replay", "--job", str(path), "--from", "earliest",
                                "--to", "latest", "--sinks", "postgres", "--chunk-events", "20",
-                               "--metrics-port", str(_free_port()), "--metrics-linger", "15"],
+                               "--metrics-port", str(_free_port()), "--metrics-linger", "10"],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stop = threading.Event()
 

@@ -15,7 +15,7 @@ from tests.integration.kafka_topics import wait_for
 
 from bench.streaming import OrderProducer  # noqa: E402
 
-RATE = 500         # events/s while the servers come and go
+RATE = 250         # events/s while the servers come and go
 OUTAGE_S = 20
 
 
