@@ -16,9 +16,9 @@ CHECKPOINTS = Counter("kappa_connector_checkpoints_total", "Source positions com
 SOURCE_ERRORS = Counter("kappa_connector_source_errors_total", "Failed reads from the source (retried)", ["connector", "kind"])
 LAST_EVENT_TIME = Gauge("kappa_connector_last_event_timestamp_seconds", "event_time of the newest published event", ["connector"])
 # How far behind its source a connector is, one series per unit: ``wal_bytes`` and ``seconds`` (CDC:
-# the WAL its slot retains; the age of the last confirmed transaction's commit while more WAL waits),
-# ``seconds`` (API: the age of the cursor, the newest record read), ``files`` (files: listed, not yet
-# published).
+# the WAL after the slot's confirmed position, and the age of the last confirmed transaction's commit,
+# both set at each confirmation and 0 once an idle heartbeat finds nothing waiting), ``seconds`` (API:
+# the age of the cursor, the newest record read), ``files`` (files: listed, not yet published).
 LAG = Gauge("kappa_connector_source_lag", "How far the connector is behind its source, in the source's unit", ["connector", "unit"])
 BATCH_SECONDS = Histogram("kappa_connector_batch_seconds", "Time to read, publish and checkpoint one batch", ["connector"])
 

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # The kinds of failed reads kappa_connector_source_errors_total counts (all retried).
 SOURCE_ERROR_KINDS = ("network", "429", "5xx", "body")
 
+
 class TransientHttpError(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
