@@ -6,12 +6,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv up status down clean demo test test-unit schemas-check backfill rebuild dashboards dashboards-preview
+.PHONY: help venv up airflow status down clean demo test test-unit schemas-check backfill rebuild dashboards dashboards-preview
 
 help:
 	@echo "make demo       start the local stack and run the demo pipeline"
 	@echo "make test       start the local stack and run every test"
 	@echo "make up         install what is missing, start what is stopped, wait for health"
+	@echo "make airflow    the local Airflow (UI http://127.0.0.1:18280, admin/admin) with the DAGs of orchestration/"
 	@echo "make status     each service: up/down, port, pid, log file"
 	@echo "make down       stop every service (data is kept)"
 	@echo "make clean      stop every service and delete its data"
@@ -34,6 +35,10 @@ $(VENV)/.installed: pyproject.toml
 
 up: venv
 	$(PY) -m stack up
+
+# Not part of `make up` (its first start installs a venv and migrates a database: ~2 min).
+airflow: venv
+	$(PY) -m stack up airflow
 
 status: venv
 	@$(PY) -m stack status

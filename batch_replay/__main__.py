@@ -3,11 +3,13 @@
     python -m batch_replay --job orders --from 2026-12-01 --to 2026-12-02 [--dry-run]
     python -m batch_replay --job orders --from earliest --mode shadow [--no-cut-over]
     python -m batch_replay --job orders --rebuild [--launch local|none] [--max-lag 0]
+    python -m batch_replay --job orders --rebuild --step start|check|wait|cut-over|stop-old
     python -m batch_replay --job orders --versions | --cut-over N | --drop-old
 
 Everything is checked before anything is written: the pipeline, the topic, the range (FROM before
 TO, still retained by Kafka), and for a shadow rebuild that no other rebuild of the pipeline runs.
-Exit status 0 when the replay finished, 1 when it was refused or failed.
+Exit status 0 when the replay finished, 1 when it was refused or failed; --rebuild --step check: 3 while
+the shadow job has not caught up.
 """
 from __future__ import annotations
 
@@ -22,11 +24,14 @@ from pathlib import Path
 from stack import ports
 
 MODES = ("live", "shadow")
+STEPS = ("all", "start", "check", "wait", "cut-over", "stop-old")  # --rebuild --step: batch_replay.rebuild's steps
+NOT_YET = 3  # --rebuild --step check: the shadow job has not caught up yet
 SOURCES = ("kafka", "lake")
 DEFAULT_CHUNK_EVENTS = 200_000
 
 
-def _arguments(argv: list[str] | None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """The command line (orchestration/'s DAGs build theirs against it: tests/unit/test_orchestration.py)."""
     parser = argparse.ArgumentParser(
         prog="python -m batch_replay", description="Replay a pipeline over a range of its topic with the live "
         "job's code: the same decode, transforms and sinks, in bounded chunks, idempotent per chunk.")
@@ -57,6 +62,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--launch", choices=("local", "none"), default="local",
                         help="--rebuild: start the shadow job here, detached (local, default), or wait for one "
                              "started elsewhere with the same arguments (none: e.g. a SparkApplication)")
+    parser.add_argument("--step", default="all", choices=STEPS,
+                        help="--rebuild: one step of it, for a scheduler that runs each as its own task: start (the "
+                             "shadow version and its job), check (exit 0 once caught up, 3 while not yet), wait "
+                             "(until caught up), cut-over (refused unless caught up), stop-old (the previous "
+                             "version's job stopped); all (default): every step in this process")
     parser.add_argument("--max-lag", type=int, default=0, metavar="EVENTS",
                         help="--rebuild: cut over once the shadow job is at most this many events behind (default 0)")
     parser.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
@@ -78,7 +88,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="with --metrics-port: keep serving this long after the replay, so a scrape sees its "
                              "final counts (the local Prometheus scrapes every 5 s)")
     parser.add_argument("--log-level", default="WARNING")
-    return parser.parse_args(argv)
+    return parser
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 def _pipeline_paths(jobs: str | None) -> list[Path]:
@@ -297,7 +311,19 @@ def _rebuild(args: argparse.Namespace) -> int:
                                 "earliest retained offset and writes every sink of the pipeline file, in a new "
                                 "version of its namespace (--mode shadow --no-cut-over builds a range without it)")
         for path in _pipeline_paths(args.job):
-            rebuild.rebuild(settings, path, launch=args.launch, max_lag=args.max_lag, timeout_s=args.timeout)
+            if args.step == "all":
+                rebuild.rebuild(settings, path, launch=args.launch, max_lag=args.max_lag, timeout_s=args.timeout)
+            elif args.step == "start":
+                rebuild.start(settings, path, launch=args.launch)
+            elif args.step == "check":
+                if not rebuild.caught_up(settings, path, max_lag=args.max_lag):
+                    return NOT_YET
+            elif args.step == "wait":
+                rebuild.wait(settings, path, max_lag=args.max_lag, timeout_s=args.timeout)
+            elif args.step == "cut-over":
+                rebuild.cut_over(settings, path, max_lag=args.max_lag)
+            else:
+                rebuild.stop_old(settings, path)
     except (ReplayRefused, versions.VersionRefused, rebuild.RebuildFailed, ValidationError, OSError, ValueError,
             psycopg2.Error) as exc:
         print(f"batch_replay: rebuild refused or stopped: {str(exc).strip()}", file=sys.stderr)

@@ -4,6 +4,7 @@ topic, readers are cut over to it, and the old job stops by itself (its version 
 one, which it checks every few seconds).
 
     python -m batch_replay --job orders --rebuild [--launch local|none] [--max-lag 0]
+    python -m batch_replay --job orders --rebuild --step start|check|wait|cut-over|stop-old
 
 ``--launch local`` starts the shadow job on this machine as a detached process (``python -m
 streaming run <file> --serving-version N``, its log under ``.stack/logs/jobs/``); it goes on as the
@@ -40,22 +41,97 @@ class RebuildFailed(RuntimeError):
 
 def rebuild(settings: Settings, path: Path, *, launch: str = "local", max_lag: int = 0, timeout_s: float = 3600,
             poll_s: float = 2.0, echo: Callable[[str], None] = print) -> int:
-    """Rebuild the pipeline in ``path`` into a new serving version and cut readers over to it; its number."""
+    """Rebuild the pipeline in ``path`` into a new serving version and cut readers over to it; its number.
+
+    The four steps below in one process, holding the pipeline's lock throughout."""
     pipeline = pipelines.load(path)
-    ns, name = pipeline.namespace, pipeline.name
-    with versions.hold(settings, ns, name, "kappa rebuild"):
+    with versions.hold(settings, pipeline.namespace, pipeline.name, "kappa rebuild"):
         old_job = pipeline.as_version(settings)  # the live job readers' data comes from today
-        version = versions.shadow(settings, ns, name)
-        job = pipeline.as_version(settings, version.number)
-        echo(f"kappa rebuild of {name}: version {version.number} in {version.home}, written by the job {job.name} "
-             f"(checkpoint {job.checkpoint}) from the earliest retained offset of {pipeline.topic}")
-        process = _start(settings, path, job, version.number, launch, echo)
-        _wait_caught_up(settings, job, process, max_lag, timeout_s, poll_s, echo)
-        switched = versions.cut_over(settings, ns, name, version.number)
-    echo(f"cut over: readers of {ns} see version {version.number} of {name}:")
-    echo("\n".join(f"  {line}" for line in switched))
+        number, process = _start_shadow(settings, path, pipeline, launch, echo)
+        _wait_caught_up(settings, pipeline.as_version(settings, number), process, max_lag, timeout_s, poll_s, echo)
+        _cut_over(settings, pipeline, number, echo)
     _wait_stopped(settings, old_job, echo)
-    return version.number
+    return number
+
+
+# The same rebuild as separate steps, for a scheduler that runs each as its own task (the Airflow DAG
+# kappa_rebuild: start, a sensor on check, cut-over, stop-old). Each step takes the pipeline's lock for
+# its own length; between them the shadow version is found again from the versions record.
+
+def start(settings: Settings, path: Path, *, launch: str = "local", echo: Callable[[str], None] = print) -> int:
+    """Step 1: the shadow version (the unfinished one again, else a new one) and its job, started; its number."""
+    pipeline = pipelines.load(path)
+    with versions.hold(settings, pipeline.namespace, pipeline.name, "kappa rebuild"):
+        number, _ = _start_shadow(settings, path, pipeline, launch, echo)
+    return number
+
+
+def caught_up(settings: Settings, path: Path, *, max_lag: int = 0, echo: Callable[[str], None] = print) -> bool:
+    """Step 2, once (a sensor's poke): whether the shadow job runs and is at most ``max_lag`` events behind."""
+    pipeline = pipelines.load(path)
+    job = pipeline.as_version(settings, _pending(settings, pipeline).number)
+    behind, done, total = lag(settings, job)
+    runs = locks.holder(settings, locks.JOB, job.checkpoint) is not None
+    echo(f"the job {job.name} {'runs' if runs else 'does not run'}: {done:,} of {total:,} events done, "
+         f"{behind:,} behind (cut over at {max_lag:,} or fewer)")
+    return behind <= max_lag and runs and bool(checkpoints.committed(settings, job.checkpoint))
+
+
+def wait(settings: Settings, path: Path, *, max_lag: int = 0, timeout_s: float = 3600, poll_s: float = 2.0,
+         echo: Callable[[str], None] = print) -> None:
+    """Step 2 in one call: block until :func:`caught_up` (a pod's way to wait, where no sensor pokes)."""
+    pipeline = pipelines.load(path)
+    _wait_caught_up(settings, pipeline.as_version(settings, _pending(settings, pipeline).number), None, max_lag,
+                    timeout_s, poll_s, echo)
+
+
+def cut_over(settings: Settings, path: Path, *, max_lag: int = 0, echo: Callable[[str], None] = print) -> int:
+    """Step 3: readers switch to the shadow version, refused unless its job has caught up; its number."""
+    pipeline = pipelines.load(path)
+    with versions.hold(settings, pipeline.namespace, pipeline.name, "kappa rebuild"):
+        number = _pending(settings, pipeline).number
+        if not caught_up(settings, path, max_lag=max_lag, echo=echo):
+            raise RebuildFailed(f"version {number} of {pipeline.name} is not cut over: its job has not caught up "
+                                "(step check); readers still see the active version")
+        _cut_over(settings, pipeline, number, echo)
+    return number
+
+
+def stop_old(settings: Settings, path: Path, *, echo: Callable[[str], None] = print) -> None:
+    """Step 4: wait for the job of the version readers left to stop by itself; fail if it goes on writing."""
+    pipeline = pipelines.load(path)
+    previous = [v for v in versions.listing(settings, pipeline.namespace, pipeline.name) if v.state == "previous"]
+    if not previous:
+        raise RebuildFailed(f"{pipeline.name} has no previous version: nothing was cut over (step cut-over)")
+    if not _wait_stopped(settings, _job_of(pipeline, max(v.number for v in previous)), echo):
+        raise RebuildFailed(f"the previous version's job of {pipeline.name} still runs: stop it")
+
+
+def _pending(settings: Settings, pipeline) -> versions.Version:
+    shadows = [v for v in versions.listing(settings, pipeline.namespace, pipeline.name) if v.state == "shadow"]
+    if not shadows:
+        raise RebuildFailed(f"{pipeline.name} in {pipeline.namespace} has no shadow version: start the rebuild "
+                            "first (--rebuild --step start)")
+    return max(shadows, key=lambda v: v.number)
+
+
+def _job_of(pipeline, number: int):
+    """The job of version ``number``, whatever its state (only its name and checkpoint are used)."""
+    return pipeline if number == 1 else pipeline.model_copy(update={"name": versions.job_name(pipeline.name, number)})
+
+
+def _start_shadow(settings: Settings, path: Path, pipeline, launch: str, echo) -> tuple[int, subprocess.Popen | None]:
+    version = versions.shadow(settings, pipeline.namespace, pipeline.name)
+    job = pipeline.as_version(settings, version.number)
+    echo(f"kappa rebuild of {pipeline.name}: version {version.number} in {version.home}, written by the job {job.name} "
+         f"(checkpoint {job.checkpoint}) from the earliest retained offset of {pipeline.topic}")
+    return version.number, _start(settings, path, job, version.number, launch, echo)
+
+
+def _cut_over(settings: Settings, pipeline, number: int, echo) -> None:
+    switched = versions.cut_over(settings, pipeline.namespace, pipeline.name, number)
+    echo(f"cut over: readers of {pipeline.namespace} see version {number} of {pipeline.name}:")
+    echo("\n".join(f"  {line}" for line in switched))
 
 
 def command(path: Path, number: int) -> list[str]:
@@ -131,17 +207,19 @@ def _wait_caught_up(settings: Settings, job, process, max_lag: int, timeout_s: f
             time.sleep(poll_s)
 
 
-def _wait_stopped(settings: Settings, old_job, echo) -> None:
+def _wait_stopped(settings: Settings, old_job, echo) -> bool:
+    """Whether ``old_job`` is stopped (it stops by itself within seconds of a cut-over)."""
     deadline = time.monotonic() + STOP_WAIT_S
     holder = locks.holder(settings, locks.JOB, old_job.checkpoint)
     if holder is None:
         echo(f"no job {old_job.name} (the previous version's) was running")
-        return
+        return True
     while holder is not None and time.monotonic() < deadline:
         time.sleep(1)
         holder = locks.holder(settings, locks.JOB, old_job.checkpoint)
     if holder is None:
         echo(f"the job {old_job.name} of the previous version stopped")
-    else:
-        echo(f"the job {old_job.name} of the previous version still runs ({holder}) after {STOP_WAIT_S:.0f} s: "
-             "it writes tables readers left; stop it")
+        return True
+    echo(f"the job {old_job.name} of the previous version still runs ({holder}) after {STOP_WAIT_S:.0f} s: "
+         "it writes tables readers left; stop it")
+    return False

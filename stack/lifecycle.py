@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from stack.airflow import Airflow
 from stack.alertmanager import Alertmanager
 from stack.cassandra import Cassandra
 from stack.clickhouse import ClickHouse
@@ -26,11 +27,13 @@ from stack.spark import connector_jars
 
 SERVICES: tuple[type[Service], ...] = (Kafka, SchemaRegistry, Cassandra, S3, ClickHouse, Postgres, Alertmanager,
                                        Prometheus)
+# Started only when named (python -m stack up airflow): slower to start than the rest together.
+OPTIONAL: tuple[type[Service], ...] = (Airflow,)
 
 
 def services(names: Sequence[str] = ()) -> list[Service]:
     """The services called ``names`` (all if empty), with what they depend on."""
-    all_services = {cls.name: cls() for cls in SERVICES}
+    all_services = {cls.name: cls() for cls in SERVICES + OPTIONAL}
     unknown = [n for n in names if n not in all_services]
     if unknown:
         raise ServiceError(f"unknown service(s) {unknown}; known: {', '.join(all_services)}")
@@ -42,7 +45,7 @@ def services(names: Sequence[str] = ()) -> list[Service]:
         if name not in wanted:
             wanted.append(name)
 
-    for name in names or list(all_services):
+    for name in names or [cls.name for cls in SERVICES]:
         add(name)
     return [all_services[n] for n in wanted]
 
@@ -94,13 +97,18 @@ def up(names: Sequence[str] = (), echo=print) -> list[str]:
 
 
 def down(names: Sequence[str] = (), echo=print) -> None:
-    for service in reversed(services(names) if names else [cls() for cls in SERVICES]):
+    """Stop the named services (not what they depend on), or every service."""
+    chosen = [s for s in services(names) if s.name in names] if names else [cls() for cls in SERVICES + OPTIONAL]
+    for service in reversed(chosen):
         if service.stop():
             echo(f"  {service.name:<16} stopped")
 
 
 def status(names: Sequence[str] = ()) -> list[Status]:
-    return [s.status() for s in (services(names) if names else [cls() for cls in SERVICES])]
+    """The named services; by default every one of ``make up`` and the optional ones that run."""
+    chosen = services(names) if names else [cls() for cls in SERVICES] + \
+        [s for s in (cls() for cls in OPTIONAL) if s.pid() is not None]
+    return [s.status() for s in chosen]
 
 
 def clean(echo=print) -> None:

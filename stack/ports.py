@@ -36,6 +36,7 @@ POSTGRES = _port("POSTGRES", 15432)
 PROMETHEUS = _port("PROMETHEUS", 19090)
 ALERTMANAGER = _port("ALERTMANAGER", 19193)      # 9093 moved past the Kafka controller's 19093
 ALERT_WEBHOOK = _port("ALERT_WEBHOOK", 19194)    # where the local Alertmanager sends alerts (any receiver)
+AIRFLOW = _port("AIRFLOW", 18280)              # the api-server (UI, REST API); 8080 moved past SeaweedFS's 18080
 # Not a server of the stack: the platform's lag exporter (python -m monitoring lag-exporter), kafka_exporter's 9308 moved.
 LAG_EXPORTER = _port("LAG_EXPORTER", 19308)
 # Not a server either: a replay's /metrics while it runs (make backfill; python -m batch_replay --metrics-port).

@@ -27,11 +27,23 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
         return False
 
 
-def read_pid(pid_file: Path) -> int | None:
-    """The pid in ``pid_file`` if that process is still alive, else None."""
+def _started(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot): a pid reused after a reboot has another."""
     try:
-        pid = int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (FileNotFoundError, IndexError):
+        return None
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` if that process is still alive (the same process, not a reuse of its
+    pid by another after a reboot), else None."""
+    try:
+        fields = pid_file.read_text().split()
+        pid = int(fields[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    if len(fields) > 1 and _started(pid) not in (None, fields[1]):
         return None
     try:
         os.kill(pid, 0)
@@ -77,7 +89,7 @@ def spawn(
             start_new_session=True,
             user=user,
         )
-    pid_file.write_text(str(proc.pid))
+    pid_file.write_text(f"{proc.pid} {_started(proc.pid) or ''}".strip())
     return proc.pid
 
 

@@ -143,3 +143,15 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return not open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_a_rebuild_step_before_its_start_says_which_step_comes_first(settings, unique, tmp_path):
+    """The steps the kappa_rebuild DAG runs one by one refuse to run out of order, naming the first."""
+    path = tmp_path / f"items-{unique}.toml"
+    _write_pipeline(path, f"items-{unique}", f"it.{unique}.cdc.items", f"kappa_{unique}", tmp_path / "checkpoints",
+                    upper=False)
+    for step in ("check", "cut-over"):
+        early = subprocess.run([sys.executable, "-m", "batch_replay", "--job", str(path), "--rebuild", "--step", step],
+                               cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert early.returncode == 1 and "has no shadow version: start the rebuild first (--rebuild --step start)" \
+            in early.stderr, (step, early.stderr[-2000:])
