@@ -1,5 +1,8 @@
 """``python -m stack {up|status|down|clean} [service ...]``: the local stack's command line.
 
+``python -m stack airflow <args>`` runs Airflow's CLI against the stack's Airflow, e.g. ``airflow
+dags trigger backfill --conf '{"from": "2026-12-01"}'``.
+
 ``python -m stack kafka-tool <tool> <args>`` runs one of Kafka's admin tools (what the release
 tarball's ``bin/kafka-<tool>.sh`` runs) from the stack's jars, e.g. ``kafka-tool consumer-groups
 --describe --group orders``."""
@@ -16,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["kafka-tool"]:
         return _kafka_tool(argv[1:])
+    if argv[:1] == ["airflow"] and argv[1:]:
+        return _airflow_cli(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     parser.add_argument("command", choices=["up", "status", "down", "clean"])
     parser.add_argument("services", nargs="*", help="only these services (and what they depend on)")
@@ -40,6 +45,21 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
+
+
+def _airflow_cli(argv: list[str]) -> int:
+    """``python -m stack airflow <args>``: Airflow's own CLI against the stack's Airflow (its venv and settings)."""
+    import os
+    import subprocess
+
+    from stack.airflow import Airflow, venv
+
+    service = Airflow()
+    if not (service.home / "secrets.json").exists():
+        print("ERROR: the local Airflow was never started: python -m stack up airflow (make airflow)", file=sys.stderr)
+        return 1
+    return subprocess.run([str(venv() / "bin" / "airflow"), *argv],
+                          env={**os.environ, **service.environment()}).returncode
 
 
 def _kafka_tool(argv: list[str]) -> int:
