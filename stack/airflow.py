@@ -27,7 +27,7 @@ from stack import ports, process
 from stack.paths import REPO_ROOT, STACK_DIR, stack_home
 from stack.postgres import Postgres
 from stack.process import ServiceError
-from stack.service import Service, Status
+from stack.service import Service
 
 REQUIREMENTS = STACK_DIR / "conf" / "airflow" / "requirements.txt"
 DAGS = REPO_ROOT / "orchestration"
@@ -92,7 +92,7 @@ class Airflow(Service):
         secret = json.loads((self.home / "secrets.json").read_text())
         url = f"http://127.0.0.1:{self.port}"
         platform_python = REPO_ROOT / ".venv" / "bin" / "python"
-        env = {
+        return {
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -120,7 +120,6 @@ class Airflow(Service):
             "KAPPA_REPLAY_RETRIES": os.environ.get("KAPPA_REPLAY_RETRIES", "1"),
             "KAPPA_REPLAY_RETRY_DELAY_S": os.environ.get("KAPPA_REPLAY_RETRY_DELAY_S", "5"),
         }
-        return env
 
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -192,7 +191,3 @@ class Airflow(Service):
     def stop(self) -> bool:
         stopped = [process.stop(self._pid_file(role), grace=self.stop_grace) for role in reversed(PROCESSES)]
         return any(stopped)
-
-    def status(self) -> Status:
-        pid = self.pid()
-        return Status(self.name, pid is not None and self.healthy(), self.port, pid, self.log_file)
