@@ -47,8 +47,8 @@ def parser() -> argparse.ArgumentParser:
                              "job); shadow: a new version of every serving table, then the cut-over to it")
     parser.add_argument("--no-cut-over", action="store_true",
                         help="shadow: build the version and stop; readers keep the active one (--cut-over N later)")
-    parser.add_argument("--version", type=int, help="shadow: the version to write (default: the newest one not "
-                                                    "cut over yet, else a new one)")
+    parser.add_argument("--version", type=int, help="shadow, and --rebuild's start: the version to write (default: "
+                                                    "the newest one not cut over yet, else a new one)")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--rebuild", action="store_true",
                         help="the Kappa rebuild of each --job: a second live job writes a new version from the "
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     from streaming.tables import versions
 
     settings = get_settings()
-    _serve_metrics(args.metrics_port)
+    _serve_metrics(args.metrics_port, settings.metrics.host)
     spark = build_session("batch-replay") if args.source == "lake" else None  # the archive is read with Spark
     plans = []
     locks = contextlib.ExitStack()  # a shadow rebuild's lock, held until it finished (and cut over)
@@ -221,20 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _serve_metrics(port: int) -> None:
-    """/metrics on 127.0.0.1:``port`` for this process's life, announced to the local Prometheus."""
+def _serve_metrics(port: int, host: str) -> None:
+    """/metrics (and the probes' paths) on ``host:port`` for this process's life, announced to the
+    local Prometheus."""
     if not port:
         return
-    from prometheus_client import start_http_server
+    from monitoring import endpoint, targets
 
-    from monitoring import targets
-
+    health = endpoint.Health(stall_after_s=float("inf"))  # its progress is in the metrics
+    health.ready()  # a replay is a run to completion: alive and ready while the process is
     try:
-        start_http_server(port, addr="127.0.0.1")
+        endpoint.serve(port, host, health)
     except OSError as exc:
-        raise SystemExit(f"batch_replay: cannot serve metrics on 127.0.0.1:{port} ({exc.strerror}): another "
+        raise SystemExit(f"batch_replay: cannot serve metrics on {host}:{port} ({exc.strerror}): another "
                          "replay may be running; pass another --metrics-port (make backfill METRICS_PORT=...)") from None
-    targets.announce(f"batch-replay-{port}", "127.0.0.1", port, {"job": "batch-replay"})
+    targets.announce(f"batch-replay-{port}", endpoint.announced_host(host), port, {"job": "batch-replay"})
 
 
 def _finish_shadow(plan, settings, no_cut_over: bool) -> None:
@@ -304,17 +305,20 @@ def _rebuild(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
         asked = [name for name, given in (("--from", args.start), ("--namespace", args.namespace),
-                                          ("--sinks", args.sinks), ("--version", args.version),
-                                          ("--dry-run", args.dry_run), ("--no-cut-over", args.no_cut_over)) if given]
+                                          ("--sinks", args.sinks), ("--dry-run", args.dry_run), ("--no-cut-over", args.no_cut_over)) if given]
         if asked:
             raise ReplayRefused(f"--rebuild takes no {', '.join(asked)}: the shadow job reads the topic from its "
                                 "earliest retained offset and writes every sink of the pipeline file, in a new "
                                 "version of its namespace (--mode shadow --no-cut-over builds a range without it)")
+        if args.version is not None and args.step not in ("all", "start"):
+            raise ReplayRefused(f"--rebuild --step {args.step} takes no --version: it finds the shadow version that "
+                                "the start step recorded")
         for path in _pipeline_paths(args.job):
             if args.step == "all":
-                rebuild.rebuild(settings, path, launch=args.launch, max_lag=args.max_lag, timeout_s=args.timeout)
+                rebuild.rebuild(settings, path, launch=args.launch, max_lag=args.max_lag, timeout_s=args.timeout,
+                                number=args.version)
             elif args.step == "start":
-                rebuild.start(settings, path, launch=args.launch)
+                rebuild.start(settings, path, launch=args.launch, number=args.version)
             elif args.step == "check":
                 if not rebuild.caught_up(settings, path, max_lag=args.max_lag):
                     return NOT_YET

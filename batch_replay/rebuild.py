@@ -40,14 +40,15 @@ class RebuildFailed(RuntimeError):
 
 
 def rebuild(settings: Settings, path: Path, *, launch: str = "local", max_lag: int = 0, timeout_s: float = 3600,
-            poll_s: float = 2.0, echo: Callable[[str], None] = print) -> int:
-    """Rebuild the pipeline in ``path`` into a new serving version and cut readers over to it; its number.
+            poll_s: float = 2.0, echo: Callable[[str], None] = print, number: int | None = None) -> int:
+    """Rebuild the pipeline in ``path`` into a new serving version (``number``, if given) and cut readers
+    over to it; its number.
 
     The four steps below in one process, holding the pipeline's lock throughout."""
     pipeline = pipelines.load(path)
     with versions.hold(settings, pipeline.namespace, pipeline.name, "kappa rebuild"):
         old_job = pipeline.as_version(settings)  # the live job readers' data comes from today
-        number, process = _start_shadow(settings, path, pipeline, launch, echo)
+        number, process = _start_shadow(settings, path, pipeline, launch, echo, number)
         _wait_caught_up(settings, pipeline.as_version(settings, number), process, max_lag, timeout_s, poll_s, echo)
         _cut_over(settings, pipeline, number, echo)
     _wait_stopped(settings, old_job, echo)
@@ -58,11 +59,14 @@ def rebuild(settings: Settings, path: Path, *, launch: str = "local", max_lag: i
 # kappa_rebuild: start, a sensor on check, cut-over, stop-old). Each step takes the pipeline's lock for
 # its own length; between them the shadow version is found again from the versions record.
 
-def start(settings: Settings, path: Path, *, launch: str = "local", echo: Callable[[str], None] = print) -> int:
-    """Step 1: the shadow version (the unfinished one again, else a new one) and its job, started; its number."""
+def start(settings: Settings, path: Path, *, launch: str = "local", echo: Callable[[str], None] = print,
+          number: int | None = None) -> int:
+    """Step 1: the shadow version (``number``; else the unfinished one again, else a new one) and its job,
+    started; its number. A manifest that names the version (k8s/rebuild: the shadow SparkApplication's
+    ``--serving-version N``) passes ``number``, so the job and the record agree whichever runs first."""
     pipeline = pipelines.load(path)
     with versions.hold(settings, pipeline.namespace, pipeline.name, "kappa rebuild"):
-        number, _ = _start_shadow(settings, path, pipeline, launch, echo)
+        number, _ = _start_shadow(settings, path, pipeline, launch, echo, number)
     return number
 
 
@@ -120,8 +124,9 @@ def _job_of(pipeline, number: int):
     return pipeline if number == 1 else pipeline.model_copy(update={"name": versions.job_name(pipeline.name, number)})
 
 
-def _start_shadow(settings: Settings, path: Path, pipeline, launch: str, echo) -> tuple[int, subprocess.Popen | None]:
-    version = versions.shadow(settings, pipeline.namespace, pipeline.name)
+def _start_shadow(settings: Settings, path: Path, pipeline, launch: str, echo,
+                  number: int | None = None) -> tuple[int, subprocess.Popen | None]:
+    version = versions.shadow(settings, pipeline.namespace, pipeline.name, number)
     job = pipeline.as_version(settings, version.number)
     echo(f"kappa rebuild of {pipeline.name}: version {version.number} in {version.home}, written by the job {job.name} "
          f"(checkpoint {job.checkpoint}) from the earliest retained offset of {pipeline.topic}")

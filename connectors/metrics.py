@@ -1,10 +1,11 @@
-"""Prometheus metrics every connector exports, and its /metrics endpoint."""
+"""Prometheus metrics every connector exports, and its /metrics (and probes) endpoint."""
 from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
+from monitoring import endpoint
 from monitoring.targets import announce
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,19 @@ def start(connector: str) -> None:
     BATCH_SECONDS.labels(connector)
 
 
-def serve(connector: str, port: int, host: str = "127.0.0.1") -> None:
-    """Start /metrics on ``host:port`` and announce it to the local Prometheus, if there is one.
+def serve(connector: str, port: int, host: str = "127.0.0.1", health: endpoint.Health | None = None) -> None:
+    """Start /metrics, /healthz and /readyz on ``host:port`` and announce it to the local Prometheus,
+    if there is one.
 
     ``port`` 0 disables the endpoint. The local stack's Prometheus discovers it
     (:mod:`monitoring.targets`).
     """
     if not port:
         return
-    start_http_server(port, addr=host)
-    announce(f"connector-{connector}", host, port, {"job": "connector", "connector": connector})
+    try:
+        endpoint.serve(port, host, health)
+    except OSError as exc:
+        raise SystemExit(f"connector {connector}: cannot serve metrics on {host}:{port} ({exc.strerror}): set another "
+                         "metrics_port in its config file, or 0 for none") from None
+    announce(f"connector-{connector}", endpoint.announced_host(host), port, {"job": "connector", "connector": connector})
     log.info("metrics on http://%s:%d/metrics", host, port)

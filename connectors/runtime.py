@@ -1,4 +1,5 @@
-"""What every connector process shares: its TOML config, JSON logs, and a stop flag set by SIGTERM."""
+"""What every connector process shares: its TOML config, JSON logs, a stop flag set by SIGTERM, and
+the health its probes answer (monitoring/endpoint.py)."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,8 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 from pythonjsonlogger.json import JsonFormatter
 
+from monitoring.endpoint import Health
+
 C = TypeVar("C", bound=BaseModel)
 
 
@@ -20,8 +23,10 @@ class ConnectorConfig(BaseModel):
     """Keys every connector's config file has (endpoints come from the platform settings)."""
 
     name: str
-    # /metrics port; 0 turns the endpoint off.
+    # /metrics, /healthz and /readyz port; 0 turns the endpoint off.
     metrics_port: int = 0
+    # /healthz fails once the connector's loop has not turned for this long (a stuck process).
+    stall_after_s: float = 300.0
     # Seconds between source-position commits (each waits for Kafka to acknowledge everything before it).
     commit_interval_s: float = 1.0
 
@@ -53,11 +58,12 @@ def load_config(path: Path, model: type[C]) -> C:
         raise SystemExit(f"config file {path}:\n{exc}") from None
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parser(description: str) -> argparse.ArgumentParser:
+    """Every connector's command line (``python -m connectors.<name> --config <file>.toml``)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", type=Path, required=True, help="the connector's TOML config file")
     parser.add_argument("--log-level", default="INFO")
-    return parser.parse_args()
+    return parser
 
 
 def main(description: str, config_model: type[ConnectorConfig], connector_class) -> None:
@@ -65,21 +71,28 @@ def main(description: str, config_model: type[ConnectorConfig], connector_class)
     from connectors import metrics
     from settings import get_settings
 
-    args = parse_args(description)
+    args = parser(description).parse_args()
     config = load_config(args.config, config_model)
     configure_logging(config.name, args.log_level)
+    settings = get_settings()
+    stop = StopFlag(Health(config.stall_after_s)).install()
     metrics.start(config.name)
-    metrics.serve(config.name, config.metrics_port)
-    connector_class(config, get_settings(), StopFlag().install()).run()
+    metrics.serve(config.name, config.metrics_port, settings.metrics.host, stop.health)
+    connector_class(config, settings, stop).run()
 
 
 class StopFlag:
-    """Set by SIGTERM or SIGINT: the connector finishes its batch, commits and exits."""
+    """Set by SIGTERM or SIGINT: the connector finishes its batch, commits and exits.
 
-    def __init__(self) -> None:
+    Every connector loop asks it whether to stop, at least once per poll or batch, so each question
+    is also the liveness beat of the process (``health``); the connector marks itself ready once it
+    reads its source."""
+
+    def __init__(self, health: Health | None = None) -> None:
         self._event = threading.Event()
+        self.health = health or Health()
 
-    def install(self) -> "StopFlag":
+    def install(self) -> StopFlag:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, _frame: self.set(signum))
         return self
@@ -91,7 +104,11 @@ class StopFlag:
         self._event.set()
 
     def is_set(self) -> bool:
+        self.health.beat()
         return self._event.is_set()
 
     def wait(self, seconds: float) -> bool:
-        return self._event.wait(seconds)
+        self.health.beat()
+        stopped = self._event.wait(seconds)
+        self.health.beat()
+        return stopped

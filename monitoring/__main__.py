@@ -11,7 +11,8 @@ from pathlib import Path
 from stack import ports
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m monitoring`` (also what tests check the k8s/ manifests' arguments with)."""
     parser = argparse.ArgumentParser(prog="python -m monitoring", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     lag = commands.add_parser("lag-exporter", help="the streaming jobs' consumer lag, measured at each scrape")
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="a pipeline file (repeat it; default: every file in streaming/pipelines)")
     lag.add_argument("--port", type=int, default=ports.LAG_EXPORTER,
                      help=f"the /metrics port (default {ports.LAG_EXPORTER})")
-    lag.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0 in a pod)")
+    lag.add_argument("--host", help="the address to listen on (default: the settings' metrics.host; 0.0.0.0 in a pod)")
     commands.add_parser("dashboards", help="write monitoring/grafana/dashboards/*.json from monitoring/grafana/dashboards.py")
     preview = commands.add_parser("preview", help="draw each dashboard's panels from a Prometheus into PNG files")
     preview.add_argument("--prometheus", help="the Prometheus to query (default: settings' prometheus.url)")
@@ -28,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     preview.add_argument("--scenario", action="store_true",
                          help="first run the preview scenario on the local stack (monitoring/grafana/scenario.py: "
                               "the orders job runs, stops while events arrive, restarts), then draw that stretch")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.command == "preview":
         from monitoring.grafana import preview as pictures
         from settings import get_settings
@@ -48,10 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
         return 0
 
-    from prometheus_client import start_http_server
-
     from connectors.runtime import configure_logging
-    from monitoring import exporter, targets
+    from monitoring import endpoint, exporter, targets
     from settings import get_settings
     from streaming import pipelines
 
@@ -61,10 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"python -m monitoring lag-exporter: no pipeline file {', '.join(missing)}", file=sys.stderr)
         return 1
-    exporter.register(get_settings(), files)
-    start_http_server(args.port, addr=args.host)
-    targets.announce(f"lag-exporter-{args.port}", args.host, args.port, {"job": "lag-exporter"})
-    print(f"lag of {', '.join(f.stem for f in files)} on http://{args.host}:{args.port}/metrics", flush=True)
+    settings = get_settings()
+    host = args.host or settings.metrics.host
+    exporter.register(settings, files)
+    health = endpoint.Health(stall_after_s=float("inf"))  # no loop of its own: each scrape does the work
+    health.ready()  # each scrape measures the lag itself; a failed measurement shows in its metrics
+    endpoint.serve(args.port, host, health)
+    targets.announce(f"lag-exporter-{args.port}", endpoint.announced_host(host), args.port, {"job": "lag-exporter"})
+    print(f"lag of {', '.join(f.stem for f in files)} on http://{host}:{args.port}/metrics", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

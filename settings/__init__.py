@@ -91,7 +91,21 @@ class PrometheusSettings(BaseModel):
     url: str = f"http://127.0.0.1:{ports.PROMETHEUS}"
 
 
+class MetricsSettings(BaseModel):
+    # The address of every process's /metrics, /healthz and /readyz (monitoring/endpoint.py): loopback
+    # locally; 0.0.0.0 in a pod, so Prometheus and the kubelet's probes reach it (k8s/).
+    host: str = "127.0.0.1"
+
+
+class StreamingSettings(BaseModel):
+    # Where a pipeline keeps its checkpoints when its file does not say (checkpoint_dir): a local folder,
+    # or s3a://bucket/prefix where a job's driver may move between machines (Kubernetes).
+    checkpoint_dir: str = ".stack/checkpoints"
+
+
 class SparkSettings(BaseModel):
+    # Master and jars of a session the process creates itself; under spark-submit (a SparkApplication,
+    # SparkSubmitOperator) the command line's --master, --jars and driver address hold instead.
     master: str = "local[2]"
     # Connector jars (Kafka, Avro, s3a, JDBC). None: the local stack resolves them from Maven Central.
     jars: list[str] | None = None
@@ -115,6 +129,8 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     postgres: PostgresSettings = PostgresSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    streaming: StreamingSettings = StreamingSettings()
     spark: SparkSettings = SparkSettings()
 
     @classmethod

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m streaming`` (also what tests check the k8s/ manifests' arguments with)."""
     parser = argparse.ArgumentParser(prog="python -m streaming", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a pipeline file until stopped")
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--serving-version", type=int, metavar="N",
                      help="write serving version N (a shadow one: the Kappa rebuild's second job, python -m "
                           "batch_replay --rebuild); default: the version readers see")
+    run.add_argument("--metrics-port", type=int, metavar="PORT",
+                     help="serve /metrics, /healthz and /readyz on PORT (default: the file's metrics_port; 0: none)")
     run.add_argument("--log-level", default="INFO")
     new = commands.add_parser(
         "new", help="write a starting pipeline file from the registry, the catalog or a sample file",
@@ -37,13 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("--contract", type=Path,
                      help="--sample: the contract to write (default: schemas/avro/<topic>.avsc)")
     new.add_argument("--force", action="store_true", help="overwrite files that exist")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.command == "new":
         return _new(args)
     from streaming.jobs.main import run_pipeline
 
     return run_pipeline(args.pipeline, available_now=args.available_now, log_level=args.log_level,
-                        serving_version=args.serving_version)
+                        serving_version=args.serving_version, metrics_port=args.metrics_port)
 
 
 def _new(args: argparse.Namespace) -> int:

@@ -18,24 +18,36 @@ def connector_jars(settings: Settings) -> list[str]:
     return resolved()
 
 
+def under_spark_submit() -> bool:
+    """Whether spark-submit started this process (a SparkApplication's driver, SparkSubmitOperator):
+    its JVM is up, with the command line's master, jars and driver address."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def build_session(app_name: str, settings: Settings | None = None) -> SparkSession:
     """Get or create the process's SparkSession for ``app_name``.
 
-    Creating one takes about ten seconds on two cores, so processes share a single session.
+    Creating one takes about ten seconds on two cores, so processes share a single session. Under
+    spark-submit, the master, jars, driver address and every other setting the command line gave
+    are the command line's (on Kubernetes: the cluster's, the image's jars, the pod's address, the
+    SparkApplication's sparkConf); the settings' ``spark.conf`` still wins over both.
     """
     settings = settings or get_settings()
     s3 = settings.s3
-    if "JAVA_HOME" not in os.environ:
-        from stack.provision import java17_home
+    builder = SparkSession.builder.appName(app_name)
+    if not under_spark_submit():
+        if "JAVA_HOME" not in os.environ:
+            from stack.provision import java17_home
 
-        os.environ["JAVA_HOME"] = str(java17_home())
-    # Executors run the sinks in Python workers: the same interpreter (and packages) as the driver.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            os.environ["JAVA_HOME"] = str(java17_home())
+        # Executors run the sinks in Python workers: the same interpreter (and packages) as the driver.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = (builder.master(settings.spark.master)
+                   .config("spark.jars", ",".join(connector_jars(settings)))
+                   .config("spark.driver.host", "127.0.0.1")
+                   .config("spark.driver.bindAddress", "127.0.0.1"))
     builder = (
-        SparkSession.builder.master(settings.spark.master).appName(app_name)
-        .config("spark.jars", ",".join(connector_jars(settings)))
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
+        builder
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         # The dedupe state is partitioned this way for the life of a checkpoint (Spark keeps the
@@ -80,6 +92,12 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
         .config("spark.hadoop.fs.s3a.access.key", s3.access_key)
         .config("spark.hadoop.fs.s3a.secret.key", s3.secret_key)
     )
+    if under_spark_submit():
+        from pyspark import SparkConf, SparkContext
+
+        SparkContext._ensure_initialized()  # spark-submit's JVM, whose properties SparkConf() reads
+        for key, value in SparkConf().getAll():  # what the command line (a SparkApplication) set wins
+            builder = builder.config(key, value)
     for key, value in settings.spark.conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any, Literal
 
@@ -49,7 +50,10 @@ class ApiConfig(ConnectorConfig):
     page_size_param: str | None = "limit"
     page_size: int = 100
     params: dict[str, str] = {}                  # fixed query parameters
-    headers: dict[str, str] = {}                 # e.g. Authorization
+    headers: dict[str, str] = {}                 # e.g. Accept-Language
+    # Headers whose values are secrets, by the environment variable holding each, e.g.
+    # {Authorization = "KAPPA_API_AUTHORIZATION"}: on Kubernetes the variable comes from a Secret.
+    headers_from_env: dict[str, str] = {}
     field_map: dict[str, str] = {}               # contract field -> record field
     poll_interval_s: float = 5.0
     rate_limit_per_s: float = 10.0
@@ -57,6 +61,16 @@ class ApiConfig(ConnectorConfig):
     max_attempts: int = 8
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+
+    def request_headers(self, environ: dict[str, str] | None = None) -> dict[str, str]:
+        """``headers`` plus the secret ones read from the environment (a missing variable stops the
+        connector at start, naming it, rather than polling unauthenticated)."""
+        environ = os.environ if environ is None else environ
+        missing = [variable for variable in self.headers_from_env.values() if variable not in environ]
+        if missing:
+            raise SystemExit(f"connector {self.name}: headers_from_env names {', '.join(missing)}, which the "
+                             "environment does not have: set it (on Kubernetes, from the connector's Secret)")
+        return {**self.headers, **{header: environ[variable] for header, variable in self.headers_from_env.items()}}
 
 
 def _path(document: Any, path: str | None) -> Any:
@@ -80,7 +94,7 @@ class ApiConnector:
         self.serialize_key = self.producer.serializer(config.topic, '"string"', is_key=True)
         self.client = JsonClient(config.name, timeout_s=config.timeout_s, max_attempts=config.max_attempts,
                                  backoff_initial_s=config.backoff_initial_s, backoff_max_s=config.backoff_max_s,
-                                 rate_limit_per_s=config.rate_limit_per_s, headers=config.headers)
+                                 rate_limit_per_s=config.rate_limit_per_s, headers=config.request_headers())
         self._last_event_time = metrics.LAST_EVENT_TIME.labels(config.name)
         self._cursor_age = metrics.LAG.labels(config.name, "seconds")
 
@@ -188,6 +202,7 @@ class ApiConnector:
 
     def run(self) -> None:
         log.info("polling", extra={"url": self.config.url, "cursor": self._cursor()})
+        self.stop.health.ready()  # Kafka and the checkpoint store answered (the constructor)
         try:
             while not self.stop.is_set():
                 count = self.poll_once()

@@ -314,6 +314,7 @@ class CdcConnector:
 
     def _snapshot_row(self, state: TableState, values, lsn: int, ts_ms: int, marker: str) -> int:
         # Same table, same row content => same id, so a snapshot redone after a crash re-sends, not duplicates.
+        self.stop.health.beat()  # a long snapshot asks no stop question between rows
         position = (f"pg:{self.database}:{state.relation.schema}.{state.relation.table}:r:"
                     + "\x1f".join("\x00" if v is None else v for v in values))
         try:
@@ -342,6 +343,7 @@ class CdcConnector:
                 return
             cur.start_replication(slot_name=self.config.slot_name(), decode=False, status_interval=10,
                                   options={"proto_version": "1", "publication_names": ",".join(publications)})
+            self.stop.health.ready()  # streaming the slot (a snapshot, if any, is done)
             self._stream(cur)
         finally:
             repl.close()

@@ -188,6 +188,7 @@ class FilesConnector:
     def run(self) -> None:
         log.info("watching", extra={"directory": self.config.directory, "s3_bucket": self.config.s3_bucket,
                                     "s3_prefix": self.config.s3_prefix})
+        self.stop.health.ready()  # Kafka and the manifest answered (the constructor)
         try:
             while not self.stop.is_set():
                 published = self.scan()

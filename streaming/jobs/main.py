@@ -12,11 +12,10 @@ import signal
 from pathlib import Path
 
 import psycopg2
-from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from connectors.runtime import configure_logging
-from monitoring import targets
+from monitoring import endpoint, targets
 from settings import get_settings
 from streaming import locks
 from streaming.jobs import pipeline as pipelines
@@ -25,14 +24,16 @@ from streaming.session import build_session
 
 
 def run_pipeline(path: Path, available_now: bool = False, log_level: str = "INFO",
-                 serving_version: int | None = None) -> int:
+                 serving_version: int | None = None, metrics_port: int | None = None) -> int:
     """Run the pipeline in ``path`` until stopped; the process's exit status.
 
     The job writes the serving version readers see, or ``serving_version`` (a Kappa rebuild's shadow
-    job). One process per query: a second one on the same checkpoint is refused."""
+    job). One process per query: a second one on the same checkpoint is refused. ``metrics_port``
+    replaces the file's (a pod's fixed port, whatever the file says)."""
     settings = get_settings()
     try:
-        pipeline = pipelines.load(path).as_version(settings, serving_version)
+        overrides = {} if metrics_port is None else {"metrics_port": metrics_port}
+        pipeline = pipelines.load(path, **overrides).as_version(settings, serving_version)
         job = pipeline.definition()
         alone = locks.try_hold(settings, locks.JOB, pipeline.checkpoint, f"kappa job {pipeline.name}")
         if alone is None:
@@ -47,12 +48,22 @@ def run_pipeline(path: Path, available_now: bool = False, log_level: str = "INFO
     configure_logging(pipeline.name, log_level)
     log = logging.getLogger(__name__)
     logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per gateway connection otherwise
+    health = endpoint.Health()
     if pipeline.metrics_port:
-        start_http_server(pipeline.metrics_port, addr="127.0.0.1")
-        targets.announce(f"job-{pipeline.name}", "127.0.0.1", pipeline.metrics_port, {"job": pipeline.name})
+        host = settings.metrics.host
+        try:
+            endpoint.serve(pipeline.metrics_port, host, health)
+        except OSError as exc:
+            log.error("job %s cannot serve metrics on %s:%d (%s): another process has the port; set metrics_port in "
+                      "%s or --metrics-port", pipeline.name, host, pipeline.metrics_port, exc.strerror, path)
+            alone.close()
+            logging.shutdown()
+            return 1
+        targets.announce(f"job-{pipeline.name}", endpoint.announced_host(host), pipeline.metrics_port,
+                         {"job": pipeline.name})
     spark = build_session(pipeline.name)
     spark.sparkContext.setLogLevel("ERROR")  # the job logs each failure itself, in one line
-    runner = JobRunner(job, pipeline, settings, spark)
+    runner = JobRunner(job, pipeline, settings, spark, health)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     signal.signal(signal.SIGINT, lambda *_: runner.stop())
     status = 0

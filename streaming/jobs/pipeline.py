@@ -154,8 +154,11 @@ def registry_key(settings: Settings, pipeline: str, topic: str) -> tuple[str, ..
 
 
 def load(path: Path, **overrides) -> Pipeline:
-    """The pipeline in ``path``; ``overrides`` replace its settings (tests, tools)."""
+    """The pipeline in ``path``; ``overrides`` replace its settings (tests, tools). A file without
+    ``checkpoint_dir`` keeps its checkpoints where the settings say (``streaming.checkpoint_dir``), so
+    the same file runs locally and on Kubernetes (checkpoints on S3)."""
     values = tomllib.loads(Path(path).read_text())
+    values.setdefault("checkpoint_dir", get_settings().streaming.checkpoint_dir)
     values.update(overrides)
     for relative in ("sql", "migrations"):
         if values.get(relative):

@@ -37,6 +37,7 @@ from pydantic import BaseModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from monitoring.endpoint import Health
 from settings import Settings
 from streaming import decode as decoding
 from streaming import locks, metrics, migrations, sources
@@ -263,8 +264,11 @@ class JobRunner:
     """Runs one job's streaming query until stopped: restarts it when new writer schemas appear or a
     batch failed (bounded), stops it between batches on :meth:`stop`."""
 
-    def __init__(self, job: JobDefinition, config: JobConfig, settings: Settings, spark: SparkSession) -> None:
+    def __init__(self, job: JobDefinition, config: JobConfig, settings: Settings, spark: SparkSession,
+                 health: Health | None = None) -> None:
         self.job, self.config, self.settings, self.spark = job, config, settings, spark
+        # What the job's /healthz and /readyz answer: alive while this loop turns, ready while its query runs.
+        self.health = health or Health()
         self.registry = SchemaRegistryClient({"url": settings.registry.url})
         self.ctx = BatchContext(spark, settings, config)
         self.servers = failures.endpoints(settings, config.sinks, bool(job.reference))
@@ -321,6 +325,7 @@ class JobRunner:
             log.warning("job %s holds: reference %s has no rows yet; it starts when it has (checked every %.0f s)",
                         self.config.name, ", ".join(held), HOLD_CHECK_S)
             self._release_reference()
+            self.health.not_ready(f"waiting for rows in reference {', '.join(held)} (on_missing = hold)")
             self._stop.wait(HOLD_CHECK_S)
 
     def _release_reference(self) -> None:
@@ -395,9 +400,11 @@ class JobRunner:
         pids = (os.getpid(), self.spark.sparkContext._jvm.ProcessHandle.current().pid()) if self.config.crash_after else ()
         writer = BatchWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, pids), partitions)
         self._query = self._start(prepared, writer, available_now)
+        self.health.ready()
         self._start_archive(available_now)
         while self._query.isActive and not self._stop.is_set():
             self._query.awaitTermination(1)
+            self.health.beat()
             self._superseded()  # also when no batch runs: an idle job stops at its cut-over too
             if self._archive is None and self.config.archive and not available_now:
                 self._start_archive(available_now)  # its lock may be free now
@@ -485,6 +492,8 @@ class JobRunner:
                     wait = min(self.config.max_restart_backoff_s, self.config.restart_backoff_s * 2 ** (restarts - 1))
                     log.error("%s. Restarting the query from its checkpoint in %.0f s (restart %d of %d); "
                               "nothing is lost or written twice", reason, wait, restarts, self.config.max_restarts)
+                    self.health.not_ready(f"restarting in {wait:.0f} s (restart {restarts} of "
+                                          f"{self.config.max_restarts}): {reason}")
                     self._stop.wait(wait)
         finally:
             for query in (self._query, self._archive):

@@ -24,6 +24,7 @@ import pytest
 import requests
 import yaml
 
+from monitoring import endpoint
 from monitoring.grafana import dashboards
 from stack.prometheus import RULES
 from tests.conftest import write_toml
@@ -40,6 +41,10 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _probe(port: int, path: str) -> int:
+    return requests.get(f"http://127.0.0.1:{port}{path}", timeout=5).status_code
 
 
 def _range(prometheus_url: str, query: str, start: float) -> tuple[str, list]:
@@ -122,9 +127,10 @@ def test_every_panel_and_alert_reads_exported_data_under_load(
     items.garbage()  # a dead letter
     items.flush()
     path = tmp_path / f"{name}.toml"
+    ports = {what: _free_port() for what in ("job", "cdc", "api", "files", "lag-exporter")}
     write_toml(path, {"name": name, "topic": topic, "namespace": f"dash_{unique}", "key": ["id"],
                       "sinks": ["postgres"], "checkpoint_dir": str(tmp_path / "checkpoints"),
-                      "metrics_port": _free_port()})
+                      "metrics_port": ports["job"]})
 
     # The connectors: CDC over a table, the API with a contract-breaking record and 500s, a folder.
     conn, table = cdc_table
@@ -138,20 +144,20 @@ def test_every_panel_and_alert_reads_exported_data_under_load(
                                           "p-1,1,10.50,EUR,card,2026-11-26T10:00:00Z\n")
     connectors = [
         run_connector("cdc", {"name": cdc, "tables": [f"public.{table}"], "topic_prefix": f"it.dash{unique}",
-                              "commit_interval_s": 0.3, "heartbeat_interval_s": 1.0, "metrics_port": _free_port()},
+                              "commit_interval_s": 0.3, "heartbeat_interval_s": 1.0, "metrics_port": ports["cdc"]},
                       log_name="cdc.log"),
         run_connector("api", {"name": api_name, "url": api.url, "topic": f"it.{unique}.api.orders",
                               "contract": "shop.api.orders", "cursor": "updated_since", "id_field": "order_id",
                               "page_size": 10, "poll_interval_s": 0.5, "backoff_initial_s": 0.05,
-                              "backoff_max_s": 0.2, "start": 0, "metrics_port": _free_port()}, log_name="api.log"),
+                              "backoff_max_s": 0.2, "start": 0, "metrics_port": ports["api"]}, log_name="api.log"),
         run_connector("files", {"name": files, "topic": f"it.{unique}.files.payments",
                                 "contract": "shop.files.payments", "directory": str(inbox), "key": ["payment_id"],
-                                "time_field": "paid_at", "poll_interval_s": 0.5, "metrics_port": _free_port()},
+                                "time_field": "paid_at", "poll_interval_s": 0.5, "metrics_port": ports["files"]},
                       log_name="files.log"),
     ]
     job = job_process.run_file(path, tmp_path, "job")
     exporter = subprocess.Popen([sys.executable, "-m", "monitoring", "lag-exporter", "--pipeline", str(path),
-                                 "--port", str(_free_port())], cwd=REPO, stdout=subprocess.DEVNULL,
+                                 "--port", str(ports["lag-exporter"])], cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.STDOUT)
     replay = subprocess.Popen([sys.executable, "-m", "batch_replay", "--job", str(path), "--from", "earliest",
                                "--to", "latest", "--sinks", "postgres", "--chunk-events", "20",
@@ -189,6 +195,9 @@ def test_every_panel_and_alert_reads_exported_data_under_load(
             time.sleep(5)
             gaps = missing()
         assert not gaps, "no data for:\n" + "\n".join(gaps)
+        for process, port in ports.items():  # what Kubernetes' probes ask each of them (k8s/)
+            for probe in (endpoint.LIVENESS_PATH, endpoint.READINESS_PATH):
+                assert _probe(port, probe) == 200, f"{process}: {probe} answered {_probe(port, probe)}"
         for alert, expr in _alert_expressions():  # each evaluates (its value may well be "not firing")
             status, _ = _range(prometheus_url, expr, started)
             assert status == "success", f"{alert}: {status}"

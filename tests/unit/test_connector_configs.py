@@ -26,3 +26,12 @@ def test_a_bad_config_names_the_key(tmp_path):
     path.write_text('name = "x"\ntopic_prefix = "a"\n')
     with pytest.raises(SystemExit, match="tables"):
         load_config(path, CdcConfig)
+
+
+def test_secret_headers_come_from_the_environment_and_a_missing_one_stops_the_connector():
+    config = ApiConfig(name="orders-api", url="http://api", topic="t", headers={"Accept-Language": "en"},
+                       headers_from_env={"Authorization": "KAPPA_API_AUTHORIZATION"})
+    assert config.request_headers({"KAPPA_API_AUTHORIZATION": "Bearer s3cret"}) == {
+        "Accept-Language": "en", "Authorization": "Bearer s3cret"}
+    with pytest.raises(SystemExit, match="KAPPA_API_AUTHORIZATION"):
+        config.request_headers({})
