@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv up airflow status down clean demo test test-unit schemas-check backfill rebuild dashboards dashboards-preview
+.PHONY: help venv up airflow status down clean demo test test-unit schemas-check backfill rebuild dashboards dashboards-preview k8s-validate k8s-generate
 
 help:
 	@echo "make demo       start the local stack and run the demo pipeline"
@@ -22,6 +22,8 @@ help:
 	@echo "make rebuild JOB=..  the Kappa rebuild: a second live job into a new version, cut-over at lag 0"
 	@echo "make dashboards  write monitoring/grafana/dashboards/*.json from their code"
 	@echo "make dashboards-preview [MINUTES=30] [SCENARIO=1]  draw the dashboards from the local Prometheus into docs/dashboards/*.png"
+	@echo "make k8s-validate  render every k8s/ overlay with kustomize and validate it offline (Kubernetes + CRD schemas)"
+	@echo "make k8s-generate  write k8s/base's pipelines, rules and dashboards manifests from their sources"
 
 venv: $(VENV)/.installed
 
@@ -74,6 +76,14 @@ dashboards: venv
 
 dashboards-preview: up
 	$(PY) -m monitoring preview --minutes "$(or $(MINUTES),30)" --out docs/dashboards $(if $(SCENARIO),--scenario)
+
+# Also part of `make test` (tests/unit/test_k8s.py). kustomize and kubectl-validate are built with
+# `go install` into .stack/cache/go the first time (~3 min), the CRDs come from the Go module proxy.
+k8s-validate: venv
+	$(PY) -m k8s validate
+
+k8s-generate: venv
+	$(PY) -m k8s generate
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

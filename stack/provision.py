@@ -7,6 +7,7 @@ asks no registry at all.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -115,3 +116,23 @@ def go_binary(module: str, version: str, name: str) -> Path:
         raise ServiceError(f"go install {module}@{version} failed (is the Go module proxy reachable?):\n"
                            f"{result.stdout[-2000:]}{result.stderr[-3000:]}")
     return binary
+
+
+def go_module_dir(module: str, version: str) -> Path:
+    """The files of ``module@version`` from the Go module proxy (``go mod download``, cached in Go's
+    module cache): how the CRD schemas the manifests are validated against arrive, without a vendor
+    download."""
+    go = shutil.which("go")
+    if go is None:
+        raise ServiceError(f"{module}@{version} comes from the Go module proxy, and no `go` is on PATH: "
+                           "install Go 1.22 or newer (Debian: golang-go)")
+    result = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True,
+                            env=dict(os.environ, GOFLAGS="-mod=mod"))
+    try:
+        answer = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        answer = {}
+    if result.returncode != 0 or "Dir" not in answer:
+        raise ServiceError(f"go mod download {module}@{version} failed (is the Go module proxy reachable?): "
+                           f"{answer.get('Error') or result.stderr[-2000:]}")
+    return Path(answer["Dir"])

@@ -1,0 +1,151 @@
+"""Render every kustomization of ``k8s/`` and validate each object offline, as an API server would.
+
+Rendering is kustomize's own (``kustomize build``); validation is kubectl-validate, the SIG-CLI
+validator that runs the API server's validation code on the Kubernetes OpenAPI schemas it carries
+and on CRDs given to it: here the Spark operator's and the Prometheus operator's, at the versions
+below. All three come from the Go module proxy (``go install``, ``go mod download``) into the
+stack's cache, so the second run asks no registry. No cluster is needed.
+
+A problem is reported at its source: the file the object came from (kustomize's origin
+annotation, ``buildMetadata: [originAnnotations]``), the object (kind/name) and the field.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from stack.paths import stack_home
+from stack.process import ServiceError
+from stack.provision import go_binary, go_module_dir
+
+HERE = Path(__file__).resolve().parent
+KUSTOMIZE = ("sigs.k8s.io/kustomize/kustomize/v5", "v5.7.1", "kustomize")
+KUBECTL_VALIDATE = ("sigs.k8s.io/kubectl-validate", "v0.0.4", "kubectl-validate")
+# The newest Kubernetes whose schemas kubectl-validate v0.0.4 carries (it asks no cluster for them).
+KUBERNETES_VERSION = "1.30"
+CRDS = (
+    ("github.com/kubeflow/spark-operator/v2", "v2.3.0",
+     ("config/crd/bases/sparkoperator.k8s.io_sparkapplications.yaml",)),
+    ("github.com/prometheus-operator/prometheus-operator", "v0.85.0",
+     tuple(f"example/prometheus-operator-crd/monitoring.coreos.com_{kind}.yaml"
+           for kind in ("podmonitors", "servicemonitors", "prometheusrules"))),
+)
+ORIGIN = "config.kubernetes.io/origin"
+
+
+def targets() -> list[Path]:
+    """What a deployment applies: each overlay, and the rebuild's kustomization."""
+    return sorted(p for p in (HERE / "overlays").iterdir() if (p / "kustomization.yaml").exists()) + [HERE / "rebuild"]
+
+
+def standalone() -> list[Path]:
+    """Manifests used without kustomize (spark-submit's pod template)."""
+    return sorted((HERE / "spark-submit").glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class Problem:
+    source: str   # the manifest file, relative to the repository
+    object: str   # Kind/name
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.object}: {self.field}: {self.message}"
+
+
+def _crd_dir() -> Path:
+    wanted = repr(CRDS).encode()
+    folder = stack_home() / "cache" / f"k8s-crds-{hashlib.sha256(wanted).hexdigest()[:12]}"
+    if folder.is_dir():
+        return folder
+    staging = folder.with_suffix(".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for module, version, files in CRDS:
+        root = go_module_dir(module, version)
+        for name in files:
+            source = root / name
+            if not source.exists():
+                raise ServiceError(f"{module}@{version} has no {name}: the CRD moved; update k8s/validate.py's CRDS")
+            (staging / source.name).write_bytes(source.read_bytes())  # the module cache is read-only
+    staging.rename(folder)
+    return folder
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
+
+def render(target: Path, kustomize: Path | None = None) -> list[dict]:
+    """The objects ``kustomize build target`` makes; ServiceError with kustomize's message if it cannot."""
+    kustomize = kustomize or go_binary(*KUSTOMIZE)
+    result = subprocess.run([str(kustomize), "build", str(target)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ServiceError(f"{_relative(target)}: kustomize build failed: {result.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def _source(target: Path, obj: dict) -> str:
+    origin = yaml.safe_load(((obj.get("metadata") or {}).get("annotations") or {}).get(ORIGIN, "") or "{}") or {}
+    where = origin.get("path") or origin.get("configuredIn")
+    return _relative(target / where) if where else _relative(target / "kustomization.yaml")
+
+
+def _name(obj: dict) -> str:
+    return f"{obj.get('kind', '?')}/{(obj.get('metadata') or {}).get('name', '?')}"
+
+
+def check(objects: list[tuple[str, dict]]) -> list[Problem]:
+    """kubectl-validate on each (source, object); the problems, at their sources."""
+    tool = go_binary(*KUBECTL_VALIDATE)
+    crds = _crd_dir()
+    with tempfile.TemporaryDirectory(prefix="kappa-k8s-") as tmp:
+        files: dict[str, tuple[str, dict]] = {}
+        for index, (source, obj) in enumerate(objects):
+            path = Path(tmp) / f"{index:03d}.yaml"
+            path.write_text(yaml.safe_dump(obj, sort_keys=False))
+            files[str(path)] = (source, obj)
+        result = subprocess.run([str(tool), tmp, "--local-crds", str(crds), "--version", KUBERNETES_VERSION,
+                                 "-o", "json"], capture_output=True, text=True)
+        try:
+            report = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            raise ServiceError(f"kubectl-validate gave no report (status {result.returncode}): "
+                               f"{(result.stderr or result.stdout).strip()[-2000:]}") from None
+    problems = []
+    for path, answers in report.items():
+        source, obj = files.get(path, (path, {}))
+        for answer in answers if isinstance(answers, list) else [answers]:
+            if answer.get("status") != "Failure":
+                continue
+            causes = (answer.get("details") or {}).get("causes") or [{"field": "-", "message": answer.get("message", "")}]
+            problems.extend(Problem(source, _name(obj), cause.get("field") or "-", (cause.get("message") or "").strip())
+                            for cause in causes)
+    return problems
+
+
+def validate(paths: list[Path] | None = None) -> list[Problem]:
+    """Render ``paths`` (default: every target) and check every object; the problems (none: valid)."""
+    kustomize = go_binary(*KUSTOMIZE)
+    objects: list[tuple[str, dict]] = []
+    problems: list[Problem] = []
+    for target in paths if paths is not None else targets() + standalone():
+        if target.is_file():
+            objects.extend((_relative(target), doc) for doc in yaml.safe_load_all(target.read_text()) if doc)
+            continue
+        try:
+            objects.extend((_source(target, obj), obj) for obj in render(target, kustomize))
+        except ServiceError as exc:
+            problems.append(Problem(_relative(target / "kustomization.yaml"), "-", "-", str(exc)))
+    return problems + (check(objects) if objects else [])

@@ -1,0 +1,277 @@
+"""k8s/: every overlay renders and validates offline, problems are reported at their source, and what
+the manifests name (commands, modules, config keys, ports, probe paths, files) is what the code has:
+read from the code itself (its argument parsers, settings models, config models, endpoint paths,
+Dockerfile), not from a second list."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+import settings as settings_module
+from connectors.runtime import ConnectorConfig
+from connectors.runtime import parser as connector_parser
+from k8s import generate, validate
+from monitoring import endpoint
+from orchestration import config as orchestration_config
+
+REPO = Path(__file__).resolve().parents[2]
+BROKEN = Path(__file__).resolve().parent / "k8s_broken"
+CREDENTIAL_FIELDS = {"password", "secret_key", "access_key", "username", "user"}
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """(instruction, rest) of the Dockerfile, continuation lines joined, comments dropped."""
+    lines, current = [], ""
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.strip().startswith("#") or not line.strip():
+            continue
+        current += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            instruction, _, rest = current.strip().partition(" ")
+            lines.append((instruction.upper(), rest))
+            current = ""
+    return lines
+
+
+def _workdir() -> str:
+    return [rest for instruction, rest in _dockerfile() if instruction == "WORKDIR"][-1]
+
+
+def _copied() -> list[str]:
+    """The repo paths the image's last stage copies from the build context."""
+    stages = [i for i, (instruction, _) in enumerate(_dockerfile()) if instruction == "FROM"]
+    sources = []
+    for instruction, rest in _dockerfile()[stages[-1]:]:
+        if instruction == "COPY" and not rest.startswith("--from"):
+            sources.extend(rest.split()[:-1])
+    return sources
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[dict]]:
+    return {validate._relative(target): validate.render(target) for target in validate.targets()}
+
+
+def _objects(rendered, kind: str | None = None) -> list[dict]:
+    return [obj for objects in rendered.values() for obj in objects if kind is None or obj["kind"] == kind]
+
+
+def _config_map(rendered, target: str, name: str) -> dict[str, str]:
+    """The data of ConfigMap ``name`` in ``target`` (a generated one has a hash suffix); the rebuild
+    is applied beside an overlay and uses its ConfigMaps."""
+    for obj in rendered[target] + (rendered["k8s/overlays/dev"] if target == "k8s/rebuild" else []):
+        if obj["kind"] == "ConfigMap" and re.fullmatch(rf"{re.escape(name)}(-[a-z0-9]{{10}})?", obj["metadata"]["name"]):
+            return obj.get("data") or {}
+    raise AssertionError(f"{target} has no ConfigMap {name}")
+
+
+def _pods(rendered):
+    """(target, owner, pod spec, containers) of every Deployment and Job."""
+    for target, objects in rendered.items():
+        for obj in objects:
+            if obj["kind"] in ("Deployment", "Job"):
+                spec = obj["spec"]["template"]["spec"]
+                yield target, f"{obj['kind']}/{obj['metadata']['name']}", spec, \
+                    spec.get("initContainers", []) + spec["containers"]
+
+
+def _module_parser(module: str):
+    """The real argument parser of ``python -m <module>``, and the connector config model if it is one."""
+    main = importlib.import_module(f"{module}.__main__")
+    if module.startswith("connectors."):
+        models = [v for v in vars(main).values()
+                  if isinstance(v, type) and issubclass(v, ConnectorConfig) and v is not ConnectorConfig]
+        assert len(models) == 1, f"{module}.__main__ names no single connector config model"
+        return connector_parser(module), models[0]
+    return main.parser(), None
+
+
+def _parse(module: str, arguments: list[str]):
+    assert importlib.util.find_spec(f"{module}.__main__") is not None, f"python -m {module}: no such module"
+    parser, model = _module_parser(module)
+    try:
+        return parser.parse_args(arguments), model
+    except SystemExit as exc:
+        raise AssertionError(f"python -m {module} {shlex.join(arguments)}: its parser refuses these arguments") from exc
+
+
+def _in_image(path: str) -> Path:
+    """The repo file that ``path`` in the image is (the Dockerfile copies the code under its WORKDIR)."""
+    workdir = _workdir().rstrip("/") + "/"
+    assert path.startswith(workdir), f"{path} is not under the image's code folder {workdir}"
+    relative = path.removeprefix(workdir)
+    assert any(relative == c.rstrip("/") or relative.startswith(c) for c in _copied()), \
+        f"{path}: the Dockerfile does not copy {relative}"
+    return REPO / relative
+
+
+def test_every_overlay_renders_and_validates_offline() -> None:
+    problems = validate.validate()
+    assert problems == [], "\n".join(map(str, problems))
+
+
+def test_a_broken_manifest_is_reported_at_its_file_object_and_field() -> None:
+    problems = validate.validate([BROKEN])
+    assert [(p.source, p.object, p.field) for p in problems] == [
+        ("tests/unit/k8s_broken/connector.yaml", "Deployment/broken-connector",
+         "spec.template.spec.containers[0].livenessProbe.httpGet.prot"),
+        ("tests/unit/k8s_broken/pipeline.yaml", "SparkApplication/broken-pipeline", "spec.restartPolicy.type"),
+    ]
+    assert "unknown field" in problems[0].message and '"Sometimes"' in problems[1].message
+
+
+def test_the_generated_manifests_are_current() -> None:
+    assert generate.stale() == [], "run python -m k8s generate"
+
+
+def test_what_the_deployments_run_is_what_the_code_has(rendered) -> None:
+    seen = set()
+    for target, owner, spec, containers in _pods(rendered):
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for container in containers:
+            args = container.get("command", []) + container["args"]
+            assert args[:2] == ["python", "-m"], f"{target} {owner}: runs {args}, not python -m <module>"
+            module, arguments = args[2], args[3:]
+            parsed, model = _parse(module, arguments)
+            seen.add(module)
+            ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+            if model is not None:  # a connector: its TOML file from the mounted ConfigMap, checked by its model
+                mount = next(m for m in container["volumeMounts"] if str(parsed.config).startswith(m["mountPath"]))
+                data = _config_map(rendered, target, volumes[mount["name"]]["configMap"]["name"])
+                config = model.model_validate(tomllib.loads(data[parsed.config.name]))
+                assert ports == {"metrics": config.metrics_port}, f"{owner}: port vs metrics_port {config.metrics_port}"
+                for variable in getattr(config, "headers_from_env", {}).values():
+                    assert variable in _secret_keys(rendered, target) or target.endswith("prod"), \
+                        f"{owner}: {variable} is in no Secret"
+            elif getattr(parsed, "port", None):
+                assert ports == {"metrics": parsed.port}, f"{owner}: port vs --port {parsed.port}"
+            for probe, path in (("livenessProbe", endpoint.LIVENESS_PATH), ("readinessProbe", endpoint.READINESS_PATH)):
+                if ports:
+                    get = container[probe]["httpGet"]
+                    assert (get["path"], get["port"]) == (path, "metrics"), f"{owner}: {probe} {get}"
+            for mount in container.get("volumeMounts", []):
+                _check_mount(rendered, target, owner, volumes[mount["name"]], mount)
+            for argument in arguments:
+                if argument.startswith(_workdir()):
+                    assert _in_image(argument).exists(), f"{owner}: {argument} is no file of the repo"
+    assert {"connectors.cdc", "connectors.api", "connectors.files", "monitoring", "batch_replay"} <= seen
+
+
+def _check_mount(rendered, target: str, owner: str, volume: dict, mount: dict) -> None:
+    if "configMap" not in volume or "subPath" not in mount:
+        return
+    data = _config_map(rendered, target, volume["configMap"]["name"])
+    assert mount["subPath"] in data, f"{owner}: {volume['configMap']['name']} has no {mount['subPath']}"
+    replaced = _in_image(mount["mountPath"])  # the ConfigMap's file is mounted over the image's own
+    assert replaced.exists() and replaced.read_text() == data[mount["subPath"]], \
+        f"{owner}: {mount['mountPath']} is not the repo's {replaced.relative_to(REPO)}"
+
+
+def test_the_pipelines_spark_applications_run_the_streaming_entry_point(rendered) -> None:
+    applications = _objects(rendered, "SparkApplication")
+    assert {a["metadata"]["name"] for a in applications} >= {"kappa-orders", "kappa-customers", "kappa-orders-rebuild"}
+    streaming_parser = importlib.import_module("streaming.__main__").parser()
+    for application in applications:
+        spec, name = application["spec"], application["metadata"]["name"]
+        main = spec["mainApplicationFile"].removeprefix("local://")
+        assert _in_image(main) == REPO / "streaming" / "__main__.py", f"{name}: {main}"
+        parsed = streaming_parser.parse_args(spec["arguments"])
+        assert parsed.command == "run" and _in_image(str(parsed.pipeline)).exists(), name
+        assert spec["driver"]["ports"] == [{"name": "metrics", "containerPort": parsed.metrics_port, "protocol": "TCP"}]
+        assert spec["sparkVersion"] == importlib.import_module("pyspark").__version__, name
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        target = next(t for t, objects in rendered.items() if application in objects)
+        for mount in spec["driver"]["volumeMounts"]:
+            _check_mount(rendered, target, name, volumes[mount["name"]], mount)
+
+
+def _secret_keys(rendered, target: str) -> set[str]:
+    return {key for obj in rendered[target] if obj["kind"] == "Secret"
+            for key in list(obj.get("data") or {}) + list(obj.get("stringData") or {})}
+
+
+def _settings_field(variable: str) -> tuple[str, str]:
+    group, _, field = variable.removeprefix("KAPPA_").lower().partition("__")
+    model = settings_module.Settings.model_fields.get(group)
+    assert model is not None, f"{variable}: the settings have no group [{group}]"
+    assert isinstance(model.annotation, type) and issubclass(model.annotation, BaseModel)
+    assert field in model.annotation.model_fields, f"{variable}: [{group}] has no {field} (settings/__init__.py)"
+    return group, field
+
+
+def test_config_keys_are_settings_and_credentials_are_only_in_secrets(rendered, monkeypatch) -> None:
+    for target in rendered:
+        if target == "k8s/rebuild":
+            continue
+        values = _config_map(rendered, target, orchestration_config.load({}).k8s_config_map)
+        for variable in values:
+            _, field = _settings_field(variable)
+            assert field not in CREDENTIAL_FIELDS, f"{target}: {variable} is a credential in a ConfigMap"
+            monkeypatch.setenv(variable, values[variable])
+        for variable in _secret_keys(rendered, target):
+            if variable.startswith("KAPPA_") and "__" in variable:
+                _settings_field(variable)
+        typed = settings_module.Settings()  # every value parses as its setting's type
+        assert typed.metrics.host == "0.0.0.0" and typed.streaming.checkpoint_dir.startswith("s3a://")
+        for variable in values:
+            monkeypatch.delenv(variable)
+
+
+def test_the_airflow_kubernetes_runner_names_what_the_manifests_define(rendered) -> None:
+    config = orchestration_config.load({"KAPPA_REPLAY_RUNNER": "kubernetes"})
+    for target in ("k8s/overlays/dev", "k8s/overlays/prod"):
+        objects = rendered[target]
+        assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {config.k8s_namespace}
+        assert _config_map(rendered, target, config.k8s_config_map)
+        references = {ref["secretRef"]["name"] for _, _, _, containers in _pods({target: objects})
+                      for c in containers for ref in c.get("envFrom", []) if "secretRef" in ref}
+        assert references == {config.k8s_secret}
+    assert config.image.split(":")[0] == "kappa-platform"  # the image name the overlays set
+    assert any(o["kind"] == "Secret" and o["metadata"]["name"] == config.k8s_secret
+               for o in rendered["k8s/overlays/dev"])
+
+
+def test_the_rebuild_names_one_version_for_its_start_and_its_shadow_job(rendered) -> None:
+    objects = rendered["k8s/rebuild"]
+    replay = importlib.import_module("batch_replay.__main__").parser()
+    start = next(o for o in objects if o["metadata"]["name"].endswith("-start"))
+    started = replay.parse_args(start["spec"]["template"]["spec"]["containers"][0]["args"][3:])
+    shadow = next(o for o in objects if o["kind"] == "SparkApplication")
+    streaming = importlib.import_module("streaming.__main__").parser().parse_args(shadow["spec"]["arguments"])
+    assert started.step == "start" and started.launch == "none"
+    assert started.version == streaming.serving_version
+    assert Path(streaming.pipeline).stem == started.job
+    cut_over = next(o for o in objects if o["metadata"]["name"].endswith("-cut-over"))["spec"]["template"]["spec"]
+    steps = [replay.parse_args(c["args"][3:]).step for c in cut_over["initContainers"] + cut_over["containers"]]
+    assert steps == ["wait", "cut-over", "stop-old"]
+
+
+def test_the_images_paths_and_entry_point_exist_in_the_code() -> None:
+    instructions = _dockerfile()
+    for source in _copied() + [rest.split()[0] for instruction, rest in instructions
+                               if instruction == "COPY" and not rest.startswith("--from")]:
+        assert (REPO / source).exists(), f"the Dockerfile copies {source}, which the repo does not have"
+    cmd = next(rest for instruction, rest in instructions if instruction == "CMD")
+    command = json.loads(cmd)
+    assert command[:2] == ["python", "-m"]
+    with pytest.raises(SystemExit) as shown:
+        _module_parser(command[2])[0].parse_args(command[3:])
+    assert shown.value.code == 0  # --help: the module's own parser answered
+    environment = " ".join(rest for instruction, rest in instructions if instruction == "ENV")
+    python = re.search(r"python:3\.(\d+)-slim", next(r for i, r in instructions if i == "ARG" and "PYTHON_IMAGE" in r))
+    assert f"lib/python3.{python.group(1)}/site-packages/pyspark" in environment  # SPARK_HOME is the venv's pyspark
+    required = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    low, high = re.findall(r"3\.(\d+)", required)
+    assert int(low) <= int(python.group(1)) < int(high)  # the image's Python is one the project supports
+    pom = next(rest for instruction, rest in instructions if instruction == "COPY" and "pom.xml" in rest).split()[0]
+    assert REPO / pom == REPO / "stack" / "maven" / "spark" / "pom.xml"  # the jars a local session resolves
+    for module in ("settings", "streaming", "connectors", "batch_replay", "monitoring", "schemas", "stack"):
+        assert f"{module}/" in _copied(), f"the image lacks {module}/"
