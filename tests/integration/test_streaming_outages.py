@@ -1,10 +1,12 @@
 """A sink's server going away under load: the job retries, restarts its query from the checkpoint by
 itself when the server is back, and ends with every sink equal to an uninterrupted run."""
 import signal
+import socket
 import threading
 import time
 
 import clickhouse_connect
+import requests
 
 from stack import lifecycle
 
@@ -14,6 +16,13 @@ from tests.integration import job_process, sink_contents
 from tests.integration.kafka_topics import wait_for
 
 from bench.streaming import OrderProducer  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 
 RATE = 250         # events/s while the servers come and go
 OUTAGE_S = 20
@@ -31,9 +40,22 @@ def test_cassandra_clickhouse_and_postgres_outages_under_load(
     config = {"name": f"out-a-{unique}", "topic": topic, "namespace": namespace, "trigger_seconds": 0.5,
               "max_offsets_per_trigger": 5000, "checkpoint_dir": str(tmp_path / "checkpoints"),
               "reference_refresh_s": 3600, "restart_backoff_s": 2.0, "max_restart_backoff_s": 8.0,
-              "max_restarts": 30}
+              "max_restarts": 30, "metrics_port": _free_port()}
     job = job_process.start(config, tmp_path, "job")
     stop = threading.Event()
+    readiness: list[tuple[int, str]] = []  # what a readiness probe saw, every quarter second
+    probing = threading.Event()
+
+    def probe():
+        while not probing.wait(0.25):
+            try:
+                answer = requests.get(f"http://127.0.0.1:{config['metrics_port']}/readyz", timeout=2)
+                readiness.append((answer.status_code, answer.text))
+            except requests.RequestException:
+                pass  # not serving yet
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
 
     def load():
         while not stop.is_set():
@@ -61,10 +83,12 @@ def test_cassandra_clickhouse_and_postgres_outages_under_load(
             "postgres": produced, "clickhouse": produced, "cassandra": produced, "lake": produced},
             300, "the job to catch up after the outages", interval=3)
         assert job.poll() is None  # it carried on by itself: the same process all along
+        assert readiness[-1][0] == 200, readiness[-1]  # ready again once the servers are back
         job.send_signal(signal.SIGTERM)
         assert job.wait(120) == 0
     finally:
         stop.set()
+        probing.set()
         if job.poll() is None:
             job.kill()
         for service in ("cassandra", "clickhouse", "postgres"):
@@ -73,6 +97,8 @@ def test_cassandra_clickhouse_and_postgres_outages_under_load(
     restarts = [m for m in said if "Restarting the query from its checkpoint" in m]
     assert restarts, "no batch failed: the outages were not felt"
     assert any("cassandra at" in m for m in restarts), restarts  # the message names the server and address
+    unready = [body for status, body in readiness if status == 503 and body != "starting\n"]
+    assert unready and all(body.startswith("restarting in") for body in unready), readiness[-5:]
 
     clean = JobConfig(name=f"out-b-{unique}", topic=topic, namespace=f"out_b_{unique}", max_offsets_per_trigger=50_000,
                       checkpoint_dir=str(tmp_path / "checkpoints"))
