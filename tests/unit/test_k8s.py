@@ -275,3 +275,51 @@ def test_the_images_paths_and_entry_point_exist_in_the_code() -> None:
     assert REPO / pom == REPO / "stack" / "maven" / "spark" / "pom.xml"  # the jars a local session resolves
     for module in ("settings", "streaming", "connectors", "batch_replay", "monitoring", "schemas", "stack"):
         assert f"{module}/" in _copied(), f"the image lacks {module}/"
+
+
+def _pod_labels(rendered, target: str) -> list[tuple[str, dict, set[str]]]:
+    """(owner, labels, container port names) of every pod the target makes; a SparkApplication's
+    driver pod also gets Spark's own ``spark-role: driver``."""
+    pods = []
+    for obj in rendered[target]:
+        if obj["kind"] in ("Deployment", "Job"):
+            template = obj["spec"]["template"]
+            ports = {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+            pods.append((f"{obj['kind']}/{obj['metadata']['name']}", template["metadata"].get("labels", {}), ports))
+        elif obj["kind"] == "SparkApplication":
+            driver = obj["spec"]["driver"]
+            pods.append((f"SparkApplication/{obj['metadata']['name']}", {**driver["labels"], "spark-role": "driver"},
+                         {p["name"] for p in driver.get("ports", [])}))
+    return pods
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    return all(labels.get(key) == value for key, value in selector["matchLabels"].items())
+
+
+@pytest.mark.parametrize("target", ["k8s/overlays/dev", "k8s/overlays/prod"])
+def test_every_selector_and_scraped_port_finds_its_pods(rendered, target) -> None:
+    pods = _pod_labels(rendered, target)
+    services = {o["metadata"]["name"]: o for o in rendered[target] if o["kind"] == "Service"}
+    for obj in rendered[target]:
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        if obj["kind"] == "PodMonitor":
+            chosen = [(owner, ports) for owner, labels, ports in pods if _selects(obj["spec"]["selector"], labels)]
+            assert chosen, f"{name} selects no pod"
+            for endpoint_ in obj["spec"]["podMetricsEndpoints"]:
+                assert endpoint_["path"] == endpoint.METRICS_PATH
+                assert all(endpoint_["port"] in ports for _, ports in chosen), f"{name}: port {endpoint_['port']}"
+        elif obj["kind"] == "ServiceMonitor":
+            chosen = [s for s in services.values() if _selects(obj["spec"]["selector"], s["metadata"]["labels"])]
+            assert chosen, f"{name} selects no Service"
+            for service in chosen:
+                assert {e["port"] for e in obj["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+        elif obj["kind"] == "PodDisruptionBudget":
+            assert [o for o, labels, _ in pods if _selects(obj["spec"]["selector"], labels)], f"{name} selects no pod"
+        elif obj["kind"] == "Service":
+            backing = [(o, ports) for o, labels, ports in pods
+                       if all(labels.get(k) == v for k, v in obj["spec"]["selector"].items())]
+            assert backing, f"{name} has no pods"
+            assert all(p["targetPort"] in ports for p in obj["spec"]["ports"] for _, ports in backing), name
+        elif obj["kind"] == "Deployment":
+            assert _selects(obj["spec"]["selector"], obj["spec"]["template"]["metadata"]["labels"]), name
