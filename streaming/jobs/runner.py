@@ -88,7 +88,8 @@ class JobConfig(BaseModel):
     serving: ServingVersion | None = None
     metrics_port: int = 0
     # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
-    # "dlq", "extra", or "partition" for all of a partition's writes) wrote that batch.
+    # "dlq", "extra", or "partition" for all of a partition's writes) wrote that batch; "lake:<batch>"
+    # right after the batch's Delta commit, before Spark commits the batch.
     crash_after: str | None = None
 
     @property

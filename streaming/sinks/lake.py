@@ -74,6 +74,17 @@ def append(changes: DataFrame, location: str, query: str, batch_id: int) -> None
      .save(location))
 
 
+def committed_batch(settings: Settings, namespace: str, table: str, query: str) -> int | None:
+    """The newest batch id ``query`` appended to the table (its idempotent writes' ``txnVersion``), or None.
+
+    Delta skips an append whose version it holds without running the DataFrame behind it: a rerun
+    of that batch must then run its plan another way, or the streaming state it carries (the
+    dedupe's) is never committed and Spark fails the batch (STATE_STORE_COMMIT_VALIDATION_FAILED)."""
+    from deltalake import DeltaTable
+
+    return DeltaTable(uri(settings, namespace, table), storage_options=storage_options(settings)).transaction_version(query)
+
+
 def storage_options(settings: Settings) -> dict[str, str]:
     """What the ``deltalake`` package (delta-rs) needs to read the lake: DeltaTable(uri, storage_options=...)."""
     s3 = settings.s3

@@ -14,8 +14,9 @@ that holds it:
 5. hands every accepted change back to Spark, whose Delta writer appends them to the lake as one
    commit per batch (``txnAppId``/``txnVersion``): only after every partition has done 1-4.
 
-A batch whose Delta commit exists has therefore written everything; a rerun of it finds the commit
-and writes nothing. Nothing but per-partition counts and timings (an accumulator) returns to the
+A batch whose Delta commit exists has therefore written everything; a rerun of it (the process died
+between the Delta commit and Spark's) appends nothing to the lake again and runs through Spark's noop
+sink instead, so its streaming state still commits; its other writes are idempotent. Nothing but per-partition counts and timings (an accumulator) returns to the
 driver. Rows with a writer schema id the decoder does not know fail the batch in the shuffle's map
 stage, before any partition writes (:data:`UNKNOWN_SCHEMA_ID`).
 """
@@ -101,6 +102,10 @@ class BatchWriter:
         self.spark, self.plan, self.partitions = spark, plan, partitions
         self.location = lake.ensure_table(spark, plan.settings, plan.namespace, plan.spec, plan.query) if plan.lake else None
         self._totals = spark.sparkContext.accumulator({}, _Totals())
+        # The first batch of a query may be a rerun of one the lake already committed (the process died
+        # between the Delta commit and Spark's): the newest batch id the lake holds for this query.
+        self._lake_holds = (lake.committed_batch(plan.settings, plan.namespace, plan.spec.name, plan.query)
+                            if plan.lake else None)
 
     def write(self, batch: DataFrame, batch_id: int) -> dict:
         """One batch (or replay chunk) of prepared rows into every sink; the summed counts and timings."""
@@ -116,9 +121,12 @@ class BatchWriter:
         out_schema = ", ".join(f"`{c}` {t}" for c, t in
                                [*spec.columns, (changes.VERSION, "bigint"), (changes.DELETED, "boolean")])
         written = partitioned.mapInArrow(_partition_writer(plan, batch_id, self._totals), out_schema)
-        if self.location is not None:
+        if self.location is not None and (self._lake_holds is None or batch_id > self._lake_holds):
             lake.append(written, self.location, plan.query, batch_id)
+            _maybe_crash(plan, "lake", WriteToken(plan.query, batch_id, -1))  # committed; Spark's commit not yet
         else:
+            # No lake, or a rerun of a batch the lake holds: Delta would skip it unrun, so run the plan
+            # through the noop sink (the other sinks' writes are idempotent; the dedupe's state commits).
             written.write.format("noop").mode("overwrite").save()
         totals = dict(self._totals.value)
         seconds = {k.removeprefix("s."): round(v, 3) for k, v in totals.items() if k.startswith("s.")}

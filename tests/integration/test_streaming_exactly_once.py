@@ -60,15 +60,20 @@ def test_sigkill_after_some_sinks_then_restart_equals_an_uninterrupted_run(
     produce_orders(kafka_bootstrap, registry_url, topic)
     common = {"topic": topic, "max_offsets_per_trigger": 500, "checkpoint_dir": str(tmp_path / "checkpoints")}
 
-    # A: killed right after the lake, ClickHouse and Cassandra wrote batch 2 (PostgreSQL did not),
-    # then restarted without the fault.
+    # A: killed right after ClickHouse and Cassandra wrote batch 2 (PostgreSQL and the lake did not),
+    # again after batch 3's lake commit, then restarted without the fault.
     killed_config = {"name": f"eos-a-{unique}", "namespace": f"eos_a_{unique}", **common}
     customers_dimension(settings, killed_config["namespace"])
     killed = run_job_process({**killed_config, "crash_after": "cassandra:2"}, tmp_path, "killed")
     assert killed.returncode == -9, killed.stderr[-3000:]
     pg_after_kill = sink_contents.postgres(settings, killed_config["namespace"], ORDERS)
+    # Killed again right after batch 3's Delta commit, before Spark committed batch 3: the rerun of
+    # batch 3 finds its lake commit and must still run the batch (the dedupe's state commits with it).
+    again = run_job_process({**killed_config, "crash_after": "lake:3"}, tmp_path, "killed-again")
+    assert again.returncode == -9, again.stderr[-3000:]
     restarted = run_job_process(killed_config, tmp_path, "restarted")
     assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert "Restarting the query" not in restarted.stderr, restarted.stderr[-3000:]  # no batch failed
 
     # B: the same input, uninterrupted.
     clean = JobConfig(name=f"eos-b-{unique}", namespace=f"eos_b_{unique}", **common)
