@@ -305,7 +305,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
         asked = [name for name, given in (("--from", args.start), ("--namespace", args.namespace),
-                                          ("--sinks", args.sinks), ("--dry-run", args.dry_run), ("--no-cut-over", args.no_cut_over)) if given]
+                                          ("--sinks", args.sinks), ("--dry-run", args.dry_run),
+                                          ("--no-cut-over", args.no_cut_over)) if given]
         if asked:
             raise ReplayRefused(f"--rebuild takes no {', '.join(asked)}: the shadow job reads the topic from its "
                                 "earliest retained offset and writes every sink of the pipeline file, in a new "
