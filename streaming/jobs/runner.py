@@ -399,7 +399,8 @@ class JobRunner:
         self._migrated = True
         partitions = fixed_partitions(self.spark, self.config.checkpoint, self.config.sink_partitions)
         pids = (os.getpid(), self.spark.sparkContext._jvm.ProcessHandle.current().pid()) if self.config.crash_after else ()
-        writer = BatchWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, pids), partitions)
+        writer = BatchWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, pids), partitions,
+                             stateful=True)
         self._query = self._start(prepared, writer, available_now)
         self.health.ready()
         self._start_archive(available_now)

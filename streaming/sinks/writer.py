@@ -14,9 +14,10 @@ that holds it:
 5. hands every accepted change back to Spark, whose Delta writer appends them to the lake as one
    commit per batch (``txnAppId``/``txnVersion``): only after every partition has done 1-4.
 
-A batch whose Delta commit exists has therefore written everything; a rerun of it (the process died
-between the Delta commit and Spark's) appends nothing to the lake again and runs through Spark's noop
-sink instead, so its streaming state still commits; its other writes are idempotent. Nothing but per-partition counts and timings (an accumulator) returns to the
+A batch whose Delta commit exists has therefore written everything: a rerun of it appends nothing to
+the lake again. A live job's rerun (the process died between the Delta commit and Spark's) still runs,
+through Spark's noop sink, so its streaming state commits (its other writes are idempotent); a
+replay's committed chunk is skipped unrun. Nothing but per-partition counts and timings (an accumulator) returns to the
 driver. Rows with a writer schema id the decoder does not know fail the batch in the shuffle's map
 stage, before any partition writes (:data:`UNKNOWN_SCHEMA_ID`).
 """
@@ -98,14 +99,17 @@ class _Totals(AccumulatorParam):
 class BatchWriter:
     """Writes batches of one job's table; created once per query (it owns the stats accumulator)."""
 
-    def __init__(self, spark: SparkSession, plan: BatchPlan, partitions: int) -> None:
+    def __init__(self, spark: SparkSession, plan: BatchPlan, partitions: int, stateful: bool = False) -> None:
+        """``stateful``: the batches come from a streaming query with state (the live job's dedupe), whose
+        first batch may be a rerun of one the lake already committed (the process died between the
+        Delta commit and Spark's); such a rerun must still run. A replay's chunks carry no state: a
+        committed chunk is skipped unrun."""
         self.spark, self.plan, self.partitions = spark, plan, partitions
         self.location = lake.ensure_table(spark, plan.settings, plan.namespace, plan.spec, plan.query) if plan.lake else None
         self._totals = spark.sparkContext.accumulator({}, _Totals())
-        # The first batch of a query may be a rerun of one the lake already committed (the process died
-        # between the Delta commit and Spark's): the newest batch id the lake holds for this query.
+        # The newest batch id the lake holds for this query, read once when the query starts.
         self._lake_holds = (lake.committed_batch(plan.settings, plan.namespace, plan.spec.name, plan.query)
-                            if plan.lake else None)
+                            if plan.lake and stateful else None)
 
     def write(self, batch: DataFrame, batch_id: int) -> dict:
         """One batch (or replay chunk) of prepared rows into every sink; the summed counts and timings."""
