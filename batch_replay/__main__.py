@@ -228,10 +228,8 @@ def _serve_metrics(port: int, host: str) -> None:
         return
     from monitoring import endpoint, targets
 
-    health = endpoint.Health(stall_after_s=float("inf"))  # its progress is in the metrics
-    health.ready()  # a replay is a run to completion: alive and ready while the process is
     try:
-        endpoint.serve(port, host, health)
+        endpoint.serve(port, host, endpoint.Health.passive())
     except OSError as exc:
         raise SystemExit(f"batch_replay: cannot serve metrics on {host}:{port} ({exc.strerror}): another "
                          "replay may be running; pass another --metrics-port (make backfill METRICS_PORT=...)") from None

@@ -17,27 +17,21 @@ def main(argv: list[str] | None = None) -> int:
     generate = commands.add_parser("generate", help="write k8s/base's pipelines, rules and dashboards manifests")
     generate.add_argument("--check", action="store_true", help="only say which are out of date (exit 1 if any)")
     args = parser.parse_args(argv)
-    if args.command == "generate":
-        from k8s import generate as generated
+    from k8s import generate as generated
 
-        if args.check:
-            stale = generated.stale()
-            for path in stale:
-                print(f"{path.relative_to(generated.REPO)} is out of date: run python -m k8s generate", file=sys.stderr)
-            return 1 if stale else 0
+    if args.command == "generate" and not args.check:
         for path in generated.write():
             print(f"wrote {path.relative_to(generated.REPO)}")
         return 0
+    stale = generated.stale() if args.command == "generate" or not args.paths else []
+    for path in stale:
+        print(f"{path.relative_to(generated.REPO)} is out of date: run python -m k8s generate", file=sys.stderr)
+    if args.command == "generate" or stale:
+        return 1 if stale else 0
 
-    from k8s import generate as generated
     from k8s import validate as validation
     from stack.process import ServiceError
 
-    stale = generated.stale()
-    if stale and not args.paths:
-        for path in stale:
-            print(f"{path.relative_to(generated.REPO)} is out of date: run python -m k8s generate", file=sys.stderr)
-        return 1
     try:
         paths = args.paths or validation.targets() + validation.standalone()
         problems = validation.validate(paths)
@@ -49,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print(f"{len(problems)} problem(s) in the manifests", file=sys.stderr)
         return 1
-    print(f"valid: {', '.join(str(validation._relative(p)) for p in paths)} (Kubernetes {validation.KUBERNETES_VERSION} "
+    print(f"valid: {', '.join(str(validation.relative(p)) for p in paths)} (Kubernetes {validation.KUBERNETES_VERSION} "
           "schemas, Spark and Prometheus operator CRDs)")
     return 0
 

@@ -80,7 +80,8 @@ def _crd_dir() -> Path:
     return folder
 
 
-def _relative(path: Path) -> str:
+def relative(path: Path) -> str:
+    """``path`` as the repository names it (how problems and the CLI name files)."""
     try:
         return str(path.resolve().relative_to(HERE.parent))
     except ValueError:
@@ -92,14 +93,14 @@ def render(target: Path, kustomize: Path | None = None) -> list[dict]:
     kustomize = kustomize or go_binary(*KUSTOMIZE)
     result = subprocess.run([str(kustomize), "build", str(target)], capture_output=True, text=True)
     if result.returncode != 0:
-        raise ServiceError(f"{_relative(target)}: kustomize build failed: {result.stderr.strip()}")
+        raise ServiceError(f"{relative(target)}: kustomize build failed: {result.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 def _source(target: Path, obj: dict) -> str:
     origin = yaml.safe_load(((obj.get("metadata") or {}).get("annotations") or {}).get(ORIGIN, "") or "{}") or {}
     where = origin.get("path") or origin.get("configuredIn")
-    return _relative(target / where) if where else _relative(target / "kustomization.yaml")
+    return relative(target / where) if where else relative(target / "kustomization.yaml")
 
 
 def _name(obj: dict) -> str:
@@ -142,10 +143,10 @@ def validate(paths: list[Path] | None = None) -> list[Problem]:
     problems: list[Problem] = []
     for target in paths if paths is not None else targets() + standalone():
         if target.is_file():
-            objects.extend((_relative(target), doc) for doc in yaml.safe_load_all(target.read_text()) if doc)
+            objects.extend((relative(target), doc) for doc in yaml.safe_load_all(target.read_text()) if doc)
             continue
         try:
             objects.extend((_source(target, obj), obj) for obj in render(target, kustomize))
         except ServiceError as exc:
-            problems.append(Problem(_relative(target / "kustomization.yaml"), "-", "-", str(exc)))
+            problems.append(Problem(relative(target / "kustomization.yaml"), "-", "-", str(exc)))
     return problems + (check(objects) if objects else [])

@@ -67,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     host = args.host or settings.metrics.host
     exporter.register(settings, files)
-    health = endpoint.Health(stall_after_s=float("inf"))  # no loop of its own: each scrape does the work
-    health.ready()  # each scrape measures the lag itself; a failed measurement shows in its metrics
-    endpoint.serve(args.port, host, health)
+    endpoint.serve(args.port, host, endpoint.Health.passive())
     targets.announce(f"lag-exporter-{args.port}", endpoint.announced_host(host), args.port, {"job": "lag-exporter"})
     print(f"lag of {', '.join(f.stem for f in files)} on http://{host}:{args.port}/metrics", flush=True)
     stop = threading.Event()

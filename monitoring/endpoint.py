@@ -40,6 +40,14 @@ class Health:
         self._why = "starting"
         self._lock = threading.Lock()
 
+    @classmethod
+    def passive(cls) -> "Health":
+        """For a process with no loop of its own to watch (the lag exporter: each scrape does the work;
+        a replay: a run to completion whose progress is in its metrics): alive and ready while it serves."""
+        health = cls(stall_after_s=float("inf"))
+        health.ready()
+        return health
+
     def beat(self) -> None:
         self._last_beat = time.monotonic()
 

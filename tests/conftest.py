@@ -107,6 +107,13 @@ def spark(settings: Settings) -> Iterator:
     session.stop()
 
 
+def free_port() -> int:
+    """A port nothing listens on now (for a process's /metrics in a test)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def write_toml(path, values: dict) -> None:
     """A TOML file (strings, numbers, booleans, lists, tables as inline tables) for a connector's
     --config or a pipeline file."""

@@ -13,7 +13,6 @@ import json
 import math
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ import yaml
 from monitoring import endpoint
 from monitoring.grafana import dashboards
 from stack.prometheus import RULES
-from tests.conftest import write_toml
+from tests.conftest import free_port, write_toml
 from tests.integration import cdc_items, job_process
 from tests.integration.api_server import OrdersApi
 from tests.integration.job_process import REPO
@@ -35,12 +34,6 @@ from tests.integration.kafka_topics import create_topic
 
 RATE_INTERVAL = "1m"     # Grafana's $__rate_interval for a 5 s scrape interval is at least 4 scrapes
 SELECTOR = re.compile(r"\b(kappa_[a-zA-Z0-9_:]+)(\{[^}]*\})?")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _probe(port: int, path: str) -> int:
@@ -127,7 +120,7 @@ def test_every_panel_and_alert_reads_exported_data_under_load(
     items.garbage()  # a dead letter
     items.flush()
     path = tmp_path / f"{name}.toml"
-    ports = {what: _free_port() for what in ("job", "cdc", "api", "files", "lag-exporter")}
+    ports = {what: free_port() for what in ("job", "cdc", "api", "files", "lag-exporter")}
     write_toml(path, {"name": name, "topic": topic, "namespace": f"dash_{unique}", "key": ["id"],
                       "sinks": ["postgres"], "checkpoint_dir": str(tmp_path / "checkpoints"),
                       "metrics_port": ports["job"]})
@@ -161,7 +154,7 @@ def test_every_panel_and_alert_reads_exported_data_under_load(
                                 stderr=subprocess.STDOUT)
     replay = subprocess.Popen([sys.executable, "-m", "batch_replay", "--job", str(path), "--from", "earliest",
                                "--to", "latest", "--sinks", "postgres", "--chunk-events", "20",
-                               "--metrics-port", str(_free_port()), "--metrics-linger", "10"],
+                               "--metrics-port", str(free_port()), "--metrics-linger", "10"],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stop = threading.Event()
 

@@ -20,16 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stack import ports
 from stack.prometheus import RULES, Prometheus
-from tests.conftest import write_toml
+from tests.conftest import free_port, write_toml
 from tests.integration import cdc_items, job_process
 from tests.integration.job_process import REPO
 from tests.integration.kafka_topics import create_topic, wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _exported(port: int, job: str) -> dict[str, dict[int, float]]:
@@ -107,7 +101,7 @@ def test_a_stopped_jobs_lag_counts_what_arrived_and_drains_after_a_restart(
     assert first.wait(300) == 0, "\n".join(job_process.log_lines(first)[-20:])
     assert _group_lag(name, topic) == {0: 0, 1: 0}  # the job committed its batches' ends to its group
 
-    port = _free_port()
+    port = free_port()
     exporter = subprocess.Popen([sys.executable, "-m", "monitoring", "lag-exporter", "--pipeline", str(path),
                                  "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)

@@ -1,7 +1,6 @@
 """A sink's server going away under load: the job retries, restarts its query from the checkpoint by
 itself when the server is back, and ends with every sink equal to an uninterrupted run."""
 import signal
-import socket
 import threading
 import time
 
@@ -16,12 +15,7 @@ from tests.integration import job_process, sink_contents
 from tests.integration.kafka_topics import wait_for
 
 from bench.streaming import OrderProducer  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import free_port
 
 
 RATE = 250         # events/s while the servers come and go
@@ -40,7 +34,7 @@ def test_cassandra_clickhouse_and_postgres_outages_under_load(
     config = {"name": f"out-a-{unique}", "topic": topic, "namespace": namespace, "trigger_seconds": 0.5,
               "max_offsets_per_trigger": 5000, "checkpoint_dir": str(tmp_path / "checkpoints"),
               "reference_refresh_s": 3600, "restart_backoff_s": 2.0, "max_restart_backoff_s": 8.0,
-              "max_restarts": 30, "metrics_port": _free_port()}
+              "max_restarts": 30, "metrics_port": free_port()}
     job = job_process.start(config, tmp_path, "job")
     stop = threading.Event()
     readiness: list[tuple[int, str]] = []  # what a readiness probe saw, every quarter second

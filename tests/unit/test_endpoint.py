@@ -1,7 +1,6 @@
 """The processes' HTTP endpoint: what Kubernetes' probes and Prometheus get, over real HTTP."""
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -10,12 +9,7 @@ import pytest
 
 from connectors.runtime import StopFlag
 from monitoring import endpoint
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -29,7 +23,7 @@ def _get(port: int, path: str) -> tuple[int, str]:
 @pytest.fixture()
 def served():
     health = endpoint.Health(stall_after_s=0.5)
-    port = _free_port()
+    port = free_port()
     server = endpoint.serve(port, "127.0.0.1", health)
     yield health, port
     server.shutdown()

@@ -57,7 +57,7 @@ def _copied() -> list[str]:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict]]:
-    return {validate._relative(target): validate.render(target) for target in validate.targets()}
+    return {validate.relative(target): validate.render(target) for target in validate.targets()}
 
 
 def _objects(rendered, kind: str | None = None) -> list[dict]:
