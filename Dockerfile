@@ -20,14 +20,11 @@ RUN python -m venv /opt/venv \
  && python -c "import tomllib; print('\n'.join(tomllib.load(open('/build/pyproject.toml', 'rb'))['project']['dependencies']))" \
       > /build/requirements.txt \
  && /opt/venv/bin/pip install --no-cache-dir -r /build/requirements.txt
-# Spark's own jars win: drop a resolved jar whose artifact pyspark already ships (stack/spark.py does
-# the same for a local session).
+# Into pyspark's jars folder, each resolved jar whose artifact Spark does not ship already (Spark's own
+# win): the same choice stack/spark.py makes for a local session.
 COPY --from=jars /jars /jars
-RUN shipped=/opt/venv/lib/python3.11/site-packages/pyspark/jars \
- && for jar in /jars/*.jar; do \
-      artifact=$(basename "$jar" | sed -E 's/-[0-9][^-]*(-[A-Za-z0-9.]+)?\.jar$//'); \
-      ls "$shipped/$artifact"-[0-9]*.jar >/dev/null 2>&1 || cp "$jar" "$shipped/"; \
-    done
+COPY stack/ /build/stack/
+RUN cd /build && /opt/venv/bin/python -m stack.spark --into-pyspark /jars
 
 FROM ${SPARK_IMAGE} AS spark
 

@@ -32,10 +32,24 @@ def connector_jars() -> list[str]:
             f"pyspark {pyspark.__version__} is installed but stack/maven/spark/pom.xml resolves "
             f"Spark {wanted} connectors: keep the pyspark pin in pyproject.toml and spark.version equal"
         )
+    return not_shipped(maven_classpath("spark"))
+
+
+def not_shipped(jars: list[str]) -> list[str]:
+    """The jars whose artifact the pyspark distribution does not ship already (Spark's own win)."""
     shipped = {_artifact(j.name) for j in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
-    return [jar for jar in maven_classpath("spark") if _artifact(jar) not in shipped]
+    return [jar for jar in jars if _artifact(jar) not in shipped]
 
 
 if __name__ == "__main__":
-    # For spark-submit, whose driver JVM starts before any builder setting: --jars "$(python -m stack.spark)"
-    print(",".join(connector_jars()))
+    import shutil
+    import sys
+
+    if sys.argv[1:2] == ["--into-pyspark"]:
+        # The image (Dockerfile): put the resolved jars in a folder into pyspark's own jars folder,
+        # so every driver and executor has them on its classpath.
+        for jar in not_shipped([str(p) for p in sorted(Path(sys.argv[2]).glob("*.jar"))]):
+            shutil.copy(jar, Path(pyspark.__file__).parent / "jars")
+    else:
+        # For spark-submit, whose driver JVM starts before any builder setting: --jars "$(python -m stack.spark)"
+        print(",".join(connector_jars()))
