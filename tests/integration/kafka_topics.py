@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -25,7 +25,7 @@ def read_topic(bootstrap: str, registry_url: str, topic: str, decode: bool = Tru
     try:
         partitions = []
         for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            low, high = _watermarks(consumer, TopicPartition(topic, p))
             if high > low:
                 partitions.append((p, low, high))
         consumer.assign([TopicPartition(topic, p, low) for p, low, _ in partitions])
@@ -47,6 +47,21 @@ def read_topic(bootstrap: str, registry_url: str, topic: str, decode: bool = Tru
     finally:
         consumer.close()
     return sorted(records, key=lambda r: (r["partition"], r["offset"]))
+
+
+_ELECTING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, within_s: float = 15.0) -> tuple[int, int]:
+    """A partition's offsets, waiting out the leader election of a topic a producer has just auto-created."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=10)
+        except KafkaException as e:
+            if e.args[0].code() not in _ELECTING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
