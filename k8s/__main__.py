@@ -23,11 +23,14 @@ def main(argv: list[str] | None = None) -> int:
         for path in generated.write():
             print(f"wrote {path.relative_to(generated.REPO)}")
         return 0
-    stale = generated.stale() if args.command == "generate" or not args.paths else []
+    checking = args.command == "generate"  # generate --check; validate checks too, unless given paths
+    stale = generated.stale() if checking or not args.paths else []
     for path in stale:
         print(f"{path.relative_to(generated.REPO)} is out of date: run python -m k8s generate", file=sys.stderr)
-    if args.command == "generate" or stale:
-        return 1 if stale else 0
+    if stale:
+        return 1
+    if checking:
+        return 0
 
     from k8s import validate as validation
     from stack.process import ServiceError
