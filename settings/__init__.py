@@ -107,7 +107,8 @@ class SparkSettings(BaseModel):
     # Master and jars of a session the process creates itself; under spark-submit (a SparkApplication,
     # SparkSubmitOperator) the command line's --master, --jars and driver address hold instead.
     master: str = "local[2]"
-    # Connector jars (Kafka, Avro, s3a, JDBC). None: the local stack resolves them from Maven Central.
+    # Connector jars (Kafka, Avro, s3a, JDBC): on the driver's class path with a local master, else
+    # shipped as spark.jars. None: the local stack resolves them from Maven Central.
     jars: list[str] | None = None
     # Extra spark.* properties, e.g. {"spark.executor.memory": "4g"}.
     conf: dict[str, str] = {}

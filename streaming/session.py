@@ -42,10 +42,18 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
             os.environ["JAVA_HOME"] = str(java17_home())
         # Executors run the sinks in Python workers: the same interpreter (and packages) as the driver.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        jars = connector_jars(settings)
         builder = (builder.master(settings.spark.master)
-                   .config("spark.jars", ",".join(connector_jars(settings)))
                    .config("spark.driver.host", "127.0.0.1")
                    .config("spark.driver.bindAddress", "127.0.0.1"))
+        if settings.spark.master.startswith("local") and not any("://" in jar for jar in jars):
+            # A local master's executor runs in the driver's JVM, so the connectors go on its class
+            # path. As spark.jars, every session would copy them all (~680 MB, most of it the AWS SDK
+            # bundle) through Spark's file server into a temporary folder before its first task,
+            # and a job killed with SIGKILL would leave that copy behind.
+            builder = builder.config("spark.driver.extraClassPath", os.pathsep.join(jars))
+        else:
+            builder = builder.config("spark.jars", ",".join(jars))
     builder = (
         builder
         .config("spark.ui.enabled", "false")
