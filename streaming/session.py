@@ -27,7 +27,7 @@ def under_spark_submit() -> bool:
 def build_session(app_name: str, settings: Settings | None = None) -> SparkSession:
     """Get or create the process's SparkSession for ``app_name``.
 
-    Creating one takes about ten seconds on two cores, so processes share a single session. Under
+    Creating one takes about five seconds on two cores, so processes share a single session. Under
     spark-submit, the master, jars, driver address and every other setting the command line gave
     are the command line's (on Kubernetes: the cluster's, the image's jars, the pod's address, the
     SparkApplication's sparkConf); the settings' ``spark.conf`` still wins over both.
