@@ -386,7 +386,7 @@ def main() -> None:
           f"{results['scaling_clickhouse_lake_local1_to_local2']:.2f}")
     print(f"partition seconds (summed), all four, local[2]: {all_four['partition_seconds']}")
     for label, run in (("all four, local[2]", all_four), ("all four, local[1]", one_core),
-                       ("ClickHouse + lake, local[2]", two)):
+                       ("ClickHouse + lake, local[2]", two), ("ClickHouse + lake, local[1]", two_one_core)):
         cpu = run["cpu_seconds"]
         print(f"CPU seconds, {label}: {cpu['machine_busy']} busy of {cpu['available']} available, "
               f"Cassandra's server {cpu.get('cassandra_server', '?')}")
