@@ -146,10 +146,11 @@ def cpu_seconds() -> dict[str, float]:
     from stack import lifecycle
 
     tick = os.sysconf("SC_CLK_TCK")
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, idle, iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    used = {"machine_busy": (user + nice + system + irq + softirq + steal) / tick}
-    pid = lifecycle.status(["cassandra"])[0].pid
+    # user nice system idle iowait irq softirq steal: all but idle and iowait are busy
+    ticks = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    used = {"machine_busy": (sum(ticks) - ticks[3] - ticks[4]) / tick}
+    # The pid file alone: status() would also run Cassandra's health check on every call.
+    pid = next(s for s in lifecycle.services(["cassandra"]) if s.name == "cassandra").pid()
     if pid is not None:
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         used["cassandra_server"] = (int(stat[11]) + int(stat[12])) / tick  # utime, stime
