@@ -47,10 +47,17 @@ def start(job: str, topic: str, sinks: list[str]) -> None:
         EVENTS_OUT.labels(job, sink)
 
 
+def record_lake_batch(job: str, result: dict) -> None:
+    """One batch of a job's lake query (``LakeWriter.write``'s result)."""
+    EVENTS_OUT.labels(job, "lake").inc(result["changes"])
+    SINK_SECONDS.labels(job, "lake").observe(result["seconds"])
+
+
 def record_batch(job: str, topic: str, sinks: list[str], result: dict) -> None:
-    """One written batch's counts and timings (``BatchWriter.write``'s result)."""
+    """One written serving batch's counts and timings (``BatchWriter.write``'s result)."""
     for sink in sinks:
-        EVENTS_OUT.labels(job, sink).inc(result["changes"] if sink == "lake" else result["rows"])
+        if sink != "lake":  # the lake query's own batches count it (record_lake_batch)
+            EVENTS_OUT.labels(job, sink).inc(result["rows"])
     DEAD_LETTERS.labels(job, topic).inc(result["rejected"])
     for sink, seconds in result["partition_seconds"].items():
         if sink in sinks:

@@ -4,21 +4,27 @@ A pipeline file (:mod:`streaming.jobs.pipeline`) makes a :class:`JobDefinition`:
 table's name and key, and a pure ``transform`` of the decoded rows. The table's columns are derived
 from the transformed stream (:func:`streaming.tables.derive`) and created or evolved in every store
 at the start of each query (:mod:`streaming.tables.ddl`), so a new field in the topic's schema
-becomes a new column. This module wires the streaming query around it: read with the native Kafka
-source, decode in the JVM, drop duplicate ``event_id`` within a watermark, transform (:func:`prepare`), and
-in ``foreachBatch`` hand the batch to :class:`~streaming.sinks.writer.BatchWriter`, which writes the
-DLQ and every sink from the executors, idempotently per (query, batch, partition). The driver
-plans and keeps counts; no batch is collected into it.
+becomes a new column. This module wires the job's streaming queries around it: read with the native
+Kafka source, decode in the JVM, drop duplicate ``event_id`` within a watermark, transform
+(:func:`prepare`). One definition, two outputs, each its own query with its own checkpoint and trigger:
 
-The transforms are applied to the stream itself, so their plan is built once per query and not
-once per micro-batch (planning the transforms from Python cost a quarter of a second per batch).
-Batch replay calls :func:`prepare` on a bounded read and the same writer per chunk, unchanged.
+- the serving query (named after the job, ``trigger_seconds``): in ``foreachBatch``,
+  :class:`~streaming.sinks.writer.BatchWriter` writes the DLQ, ClickHouse, Cassandra and PostgreSQL
+  from the executors, idempotently per (query, batch, partition);
+- the lake query (``<name>.lake``, ``lake_trigger_seconds``, checkpoint ``<checkpoint>/_lake``):
+  :class:`~streaming.sinks.writer.LakeWriter` appends the accepted changes to the Delta table,
+  once per (query, batch id), so a Delta commit never sits in the serving stores' path.
+
+The driver plans and keeps counts; no batch is collected into it. The transforms are applied to the
+stream itself, so their plan is built once per query and not once per micro-batch (planning the
+transforms from Python cost a quarter of a second per batch). Batch replay calls :func:`prepare` on
+a bounded read and the same writer per chunk, unchanged.
 
 Failures: a sink retries inside the task (``sink_retry_*``); when that is spent the batch fails,
 and the job restarts the query from its checkpoint after ``restart_backoff_s`` (doubling up to a
 ``max_restart_backoff_s``), at most ``max_restarts`` times in a row without a batch succeeding; then it exits with
-status 1 for its supervisor. A table the stores cannot take (a changed column type or key) exits
-with status 1 at once: no restart can fix it. SIGTERM lets the batch in flight finish, then stops with status 0.
+status 1 for its supervisor. A failure of either query restarts both. A table the stores cannot take
+(a changed column type or key) exits with status 1 at once: no restart can fix it. SIGTERM lets the batch in flight finish, then stops with status 0.
 """
 from __future__ import annotations
 
@@ -44,9 +50,10 @@ from streaming import locks, metrics, migrations, sources
 from streaming.jobs import failures
 from streaming.listener import MetricsListener
 from streaming.sinks import archive
-from streaming.sinks.base import RetryPolicy
+from streaming.sinks.base import RetryPolicy, WriteToken
 from streaming.sinks.dead_letters import RECORD_COLUMNS
-from streaming.sinks.writer import PARTITION_SINKS, SINKS, BatchPlan, BatchWriter, PartitionContext
+from streaming.sinks.writer import (PARTITION_SINKS, SINKS, BatchPlan, BatchWriter, LakeWriter, PartitionContext,
+                                    maybe_crash)
 from streaming.tables import Table, TableError, derive
 from streaming.tables import ddl as table_ddl
 from streaming.tables import versions
@@ -64,8 +71,12 @@ class JobConfig(BaseModel):
     # PostgreSQL role: a schema named like the role captures its unqualified tables (search_path).
     namespace: str = "serving"
     checkpoint_dir: str = ".stack/checkpoints" # local folder or s3a://bucket/prefix
-    trigger_seconds: float = 1.0
+    trigger_seconds: float = 1.0               # the serving query's: ClickHouse, Cassandra, PostgreSQL, the DLQ
     max_offsets_per_trigger: int | None = 100_000
+    # The lake query's (the change history in Delta): its own trigger and batch cap, so a Delta commit
+    # never sets the serving stores' pace and the lake gets few large files.
+    lake_trigger_seconds: float = 30.0
+    lake_max_offsets_per_trigger: int | None = 1_000_000
     starting_offsets: str = "earliest"
     watermark: str = "10 minutes"              # a re-sent event_id arriving within this delay is dropped
     sinks: list[str] = list(SINKS)
@@ -88,8 +99,9 @@ class JobConfig(BaseModel):
     serving: ServingVersion | None = None
     metrics_port: int = 0
     # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
-    # "dlq", "extra", or "partition" for all of a partition's writes) wrote that batch; "lake:<batch>"
-    # right after the batch's Delta commit, before Spark commits the batch.
+    # "dlq", "extra", or "partition" for all of a partition's writes) wrote that serving batch;
+    # "served:<batch>" once every partition of that serving batch wrote, before Spark commits it;
+    # "lake:<batch>" right after the lake query's Delta commit of its batch, before Spark commits it.
     crash_after: str | None = None
 
     @property
@@ -98,6 +110,12 @@ class JobConfig(BaseModel):
         if not base.startswith(("s3a://", "file:/")):
             base = str(Path(base).resolve())
         return f"{base.rstrip('/')}/{self.name}"
+
+    @property
+    def lake_checkpoint(self) -> str:
+        """The lake query's checkpoint, inside the serving query's folder: one folder per pipeline
+        version to keep or delete."""
+        return f"{self.checkpoint}/_lake"
 
     @property
     def retry(self) -> RetryPolicy:
@@ -142,15 +160,16 @@ class JobDefinition:
 
 
 def batch_plan(job: JobDefinition, config: JobConfig, settings: Settings, table: Table,
-               crash_pids: tuple[int, ...] = ()) -> BatchPlan:
-    """What the executors need to write this job's batches."""
+               crash_pids: tuple[int, ...] = (), lake: bool | None = None) -> BatchPlan:
+    """What the executors need to write this job's batches. ``lake``: whether the batches also append
+    to the lake (default: when it is one of the job's sinks; a live job's serving query: never)."""
     unknown = set(config.sinks) - set(SINKS)
     if unknown:
         raise ValueError(f"job {config.name}: unknown sinks {sorted(unknown)} (config 'sinks'); known: {list(SINKS)}")
     return BatchPlan(settings=settings, query=config.name, topic=config.topic, namespace=config.namespace,
                      spec=table, sinks=tuple(s for s in PARTITION_SINKS if s in config.sinks),
-                     lake="lake" in config.sinks, tie_break=job.tie_break, retry=config.retry, extra=job.extra,
-                     crash_after=config.crash_after, crash_pids=crash_pids)
+                     lake="lake" in config.sinks if lake is None else lake, tie_break=job.tie_break,
+                     retry=config.retry, extra=job.extra, crash_after=config.crash_after, crash_pids=crash_pids)
 
 
 def prepare(decoded: DataFrame, job: JobDefinition, ctx: BatchContext) -> tuple[Table, DataFrame]:
@@ -240,6 +259,12 @@ def fixed_partitions(spark: SparkSession, checkpoint: str, wanted: int | None) -
     return chosen
 
 
+def _exists(spark: SparkSession, path: str) -> bool:
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(hadoop_path)
+
+
 class StopRequested(RuntimeError):
     """Raised into a batch that Spark started after the job was asked to stop (it writes nothing)."""
 
@@ -274,9 +299,11 @@ class JobRunner:
         self.ctx = BatchContext(spark, settings, config)
         self.servers = failures.endpoints(settings, config.sinks, bool(job.reference))
         self._stop = threading.Event()
-        self._batch_lock = threading.Lock()  # held while a batch runs; stop() waits for it
+        self._batch_lock = threading.Lock()  # held while a serving batch runs; stop() waits for it
+        self._lake_lock = threading.Lock()   # the same for a lake batch (a Delta commit holds up no serving batch)
         self._stopping = False
-        self._query = None
+        self._query = None                     # the serving query: ClickHouse, Cassandra, PostgreSQL, DLQ
+        self._lake = None                      # the lake query, when the lake is one of the sinks
         self._archive = None                   # the archiver query, when config.archive
         self._archive_lock = None              # held while this job keeps the pipeline's raw archive
         self._archive_waiting = False
@@ -343,14 +370,19 @@ class JobRunner:
                 raise
             raise failures.ServerUnavailable(registry, f"reading the writer schemas of {self.config.topic}", exc) from exc
 
-    def _prepared(self, decoder: decoding.Decoder) -> tuple[Table, DataFrame]:
-        """The job's stream up to :func:`prepare`: read, decode, dedupe, transform."""
+    def _prepared(self, decoder: decoding.Decoder, max_offsets: int | None) -> tuple[Table, DataFrame]:
+        """The job's stream up to :func:`prepare`: read, decode, dedupe, transform. Called once per
+        query: the serving and the lake query each read the topic and keep their own dedupe state."""
         raw = sources.read_stream(self.spark, self.settings, topics=[self.config.topic],
-                                  starting_offsets=self.config.starting_offsets,
-                                  max_offsets_per_trigger=self.config.max_offsets_per_trigger)
+                                  starting_offsets=self.config.starting_offsets, max_offsets_per_trigger=max_offsets)
         return prepare(unique_events(decoder.decode(raw), self.config.watermark), self.job, self.ctx)
 
-    def _start(self, prepared: DataFrame, writer: BatchWriter, available_now: bool):
+    def _note_unknown_ids(self, exc: BaseException) -> None:
+        ids = decoding.unknown_ids(exc)
+        if ids:
+            self._unknown = decoding.UnknownSchemaIds(self.config.topic, ids)
+
+    def _start_serving(self, prepared: DataFrame, writer: BatchWriter, available_now: bool):
         def each_batch(batch: DataFrame, batch_id: int) -> None:
             with self._batch_lock:
                 if self._stopping:
@@ -361,10 +393,9 @@ class JobRunner:
                 try:
                     result = writer.write(batch, batch_id)
                 except Exception as exc:
-                    ids = decoding.unknown_ids(exc)
-                    if ids:
-                        self._unknown = decoding.UnknownSchemaIds(self.config.topic, ids)
+                    self._note_unknown_ids(exc)
                     raise
+                maybe_crash(writer.plan, "served", WriteToken(writer.plan.query, batch_id, -1))
                 self._good_batches += 1
                 self._batch_id = None
             log.info("batch %d: %d rows, %d changes, %d rejected in %.2fs %s", batch_id, result["rows"],
@@ -377,14 +408,57 @@ class JobRunner:
                 log.warning("reference data of %s not refreshed (%s: %s); the cached data stays in use",
                             self.config.name, type(exc).__name__, str(exc).splitlines()[0][:300])
 
-        writer_ = (prepared.writeStream.queryName(self.config.name).foreachBatch(each_batch)
-                   .option("checkpointLocation", self.config.checkpoint))
-        writer_ = writer_.trigger(availableNow=True) if available_now else \
-            writer_.trigger(processingTime=f"{self.config.trigger_seconds} seconds")
-        return writer_.start()
+        return self._start_query(prepared.writeStream.queryName(self.config.name).foreachBatch(each_batch),
+                                 self.config.checkpoint, self.config.trigger_seconds, available_now)
+
+    def _start_lake(self, prepared: DataFrame, writer: LakeWriter, available_now: bool):
+        def each_batch(batch: DataFrame, batch_id: int) -> None:
+            with self._lake_lock:
+                if self._stopping:
+                    raise StopRequested(f"job {self.config.name} is stopping: lake batch {batch_id} is left for "
+                                        "the next run")
+                try:
+                    result = writer.write(batch, batch_id)
+                except Exception as exc:
+                    self._note_unknown_ids(exc)
+                    raise
+            log.info("lake batch %d: %d changes appended in %.2fs", batch_id, result["changes"], result["seconds"])
+            metrics.record_lake_batch(self.config.name, result)
+
+        return self._start_query(prepared.writeStream.queryName(f"{self.config.name}.lake").foreachBatch(each_batch),
+                                 self.config.lake_checkpoint, self.config.lake_trigger_seconds, available_now)
+
+    @staticmethod
+    def _start_query(writer, checkpoint: str, trigger_seconds: float, available_now: bool):
+        writer = writer.option("checkpointLocation", checkpoint)
+        writer = writer.trigger(availableNow=True) if available_now else \
+            writer.trigger(processingTime=f"{trigger_seconds} seconds")
+        return writer.start()
+
+    def _lake_writer(self, table: Table) -> LakeWriter:
+        """The lake query's writer; refuses a lake table that holds batches of this query when the lake
+        query has no checkpoint: its batch ids would start again at 0, and Delta would skip them."""
+        writer = LakeWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, self._crash_pids()))
+        if writer.holds is not None and not _exists(self.spark, f"{self.config.lake_checkpoint}/metadata"):
+            raise TableError(
+                f"pipeline {self.config.name}: the lake table {writer.location} holds batches 0-{writer.holds} of "
+                f"query {self.config.name}, but the lake query's checkpoint {self.config.lake_checkpoint} does not "
+                "exist (a checkpoint from before the lake had its own query, or a deleted one). Restore the "
+                "checkpoint, or rebuild the pipeline into a new version (make rebuild JOB=...), or delete the lake "
+                "table and let the job write its history again from starting_offsets")
+        return writer
+
+    def _crash_pids(self) -> tuple[int, ...]:
+        if not self.config.crash_after:
+            return ()
+        return os.getpid(), self.spark.sparkContext._jvm.ProcessHandle.current().pid()
+
+    def _queries(self) -> list:
+        return [q for q in (self._query, self._lake, self._archive) if q is not None]
 
     def _run_query(self, extra_ids: list[int], available_now: bool) -> bool:
-        """Start the query and wait for it. True when it ended by itself (available-now) or was stopped."""
+        """Start the job's queries and wait for them. True when they ended by themselves
+        (available-now) or were stopped; a failure of any one stops the others and is raised."""
         self._version_checked = float("-inf")
         if self._superseded():
             return True
@@ -393,39 +467,53 @@ class JobRunner:
             self._load_reference()
             if self._stop.is_set():
                 return True
-        table, prepared = self._prepared(decoder)
+        table, prepared = self._prepared(decoder, self.config.max_offsets_per_trigger)
         # At every query start: a restart for a new writer schema may bring columns.
         prepare_stores(self.job, self.config, self.settings, table, self._ensured, migrate=not self._migrated)
         self._migrated = True
+        lake = self._lake_writer(table) if "lake" in self.config.sinks else None
         partitions = fixed_partitions(self.spark, self.config.checkpoint, self.config.sink_partitions)
-        pids = (os.getpid(), self.spark.sparkContext._jvm.ProcessHandle.current().pid()) if self.config.crash_after else ()
-        writer = BatchWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, pids), partitions,
-                             stateful=True)
-        self._query = self._start(prepared, writer, available_now)
+        writer = BatchWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, self._crash_pids(),
+                                                    lake=False), partitions)
+        self._query = self._start_serving(prepared, writer, available_now)
+        if lake is not None:
+            _, lake_rows = self._prepared(decoder, self.config.lake_max_offsets_per_trigger)
+            self._lake = self._start_lake(lake_rows, lake, available_now)
         self.health.ready()
         self._start_archive(available_now)
-        while self._query.isActive and not self._stop.is_set():
-            self._query.awaitTermination(1)
+        while not self._stop.is_set():
+            running = [q for q in (self._query, self._lake) if q is not None and q.isActive]
+            if not running:
+                break
+            running[0].awaitTermination(1)
             self.health.beat()
             self._superseded()  # also when no batch runs: an idle job stops at its cut-over too
             if self._archive is None and self.config.archive and not available_now:
                 self._start_archive(available_now)  # its lock may be free now
-            if self._archive is not None and not self._archive.isActive and self._archive.exception() is not None:
-                self._query.stop()  # restarted with it, from both checkpoints
-                raise self._archive.exception()
+            self._raise_failure()
         if self._stop.is_set():
-            with self._batch_lock:  # the batch in flight finishes first
+            with self._batch_lock, self._lake_lock:  # the batches in flight finish first
                 self._stopping = True
-            self._query.stop()
+            self._stop_queries()
             return True
-        failure = self._query.exception()
-        if failure is None:
-            if self._archive is not None and available_now:
-                self._archive.awaitTermination()  # the archive reaches the same end of the topic
-                if self._archive.exception() is not None:
-                    raise self._archive.exception()
-            return True
-        raise failure
+        self._raise_failure()
+        if self._archive is not None and available_now:
+            self._archive.awaitTermination()  # the archive reaches the same end of the topic
+            self._raise_failure()
+        return True
+
+    def _raise_failure(self) -> None:
+        """The failure of a query that ended, after stopping the others: they restart together, each
+        from its own checkpoint."""
+        for query in self._queries():
+            if not query.isActive and query.exception() is not None:
+                self._stop_queries()
+                raise query.exception()
+
+    def _stop_queries(self) -> None:
+        for query in self._queries():
+            if query.isActive:
+                query.stop()
 
     def _start_archive(self, available_now: bool) -> None:
         """The archiver query beside the job's (again, if it stopped or failed).
@@ -498,9 +586,7 @@ class JobRunner:
                                           f"{self.config.max_restarts}): {reason}")
                     self._stop.wait(wait)
         finally:
-            for query in (self._query, self._archive):
-                if query is not None and query.isActive:
-                    query.stop()
+            self._stop_queries()
             if self._archive_lock is not None:
                 self._archive_lock.close()  # another job of the pipeline may keep the archive now
                 self._archive, self._archive_lock = None, None

@@ -74,6 +74,13 @@ def append(changes: DataFrame, location: str, query: str, batch_id: int) -> None
      .save(location))
 
 
+def last_commit_rows(spark: SparkSession, location: str) -> int:
+    """The rows the table's newest commit wrote (its ``numOutputRows``), read from the Delta log on
+    the driver: a count of what an append wrote without counting the rows again."""
+    newest = spark.sql(f"DESCRIBE HISTORY delta.`{location}` LIMIT 1").select("operationMetrics").first()
+    return int((newest.operationMetrics or {}).get("numOutputRows", 0)) if newest else 0
+
+
 def committed_batch(settings: Settings, namespace: str, table: str, query: str) -> int | None:
     """The newest batch id ``query`` appended to the table (its idempotent writes' ``txnVersion``), or None.
 

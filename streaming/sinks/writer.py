@@ -7,19 +7,24 @@ that holds it:
 
 1. sends its rejected rows to ``<topic>.dlq``;
 2. keeps the newest change per key (keys never span partitions, so this is the batch's fold);
-3. writes ClickHouse, Cassandra and PostgreSQL with their own clients, opened once per worker and
-   reused across batches, each write retried by :class:`~streaming.sinks.base.Sink`'s policy and
-   idempotent per (query, batch, partition);
-4. runs the job's per-partition ``extra`` work (e.g. features), with the same tokens;
-5. hands every accepted change back to Spark, whose Delta writer appends them to the lake as one
-   commit per batch (``txnAppId``/``txnVersion``): only after every partition has done 1-4.
+3. writes ClickHouse, Cassandra and PostgreSQL with their own clients, concurrently (one thread per
+   store; the partition ends when all of them have written, and fails if any one failed), each
+   client opened once per worker and reused across batches, each write retried by
+   :class:`~streaming.sinks.base.Sink`'s policy and idempotent per (query, batch, partition);
+4. runs the job's per-partition ``extra`` work (e.g. features), with the same tokens.
 
-A batch whose Delta commit exists has therefore written everything: a rerun of it appends nothing to
-the lake again. A live job's rerun (the process died between the Delta commit and Spark's) still runs,
-through Spark's noop sink, so its streaming state commits (its other writes are idempotent); a
-replay's committed chunk is skipped unrun. Nothing but per-partition counts and timings (an accumulator) returns to the
-driver. Rows with a writer schema id the decoder does not know fail the batch in the shuffle's map
-stage, before any partition writes (:data:`UNKNOWN_SCHEMA_ID`).
+The lake is not on this path for a live job: its change history is written by the pipeline's own
+lake query (:class:`LakeWriter`, on its own trigger), so a Delta commit never delays the serving
+stores. A replay chunk (``BatchPlan.lake``) still appends its changes to the lake in the same run:
+each partition hands them back to Spark, whose Delta writer appends them as one commit per chunk
+(``txnAppId``/``txnVersion``) only after every partition has done 1-4.
+
+A batch whose Delta commit exists has therefore been written: a rerun of it appends nothing to the
+lake again. A live lake query's rerun (the process died between the Delta commit and Spark's) still
+runs, through Spark's noop sink, so its streaming state commits; a replay's committed chunk is
+skipped unrun. Nothing but per-partition counts and timings (an accumulator) returns to the driver.
+Rows with a writer schema id the decoder does not know fail the batch before any partition writes
+(:data:`decoding.guard_known`).
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -46,7 +52,7 @@ from streaming.transforms import changes
 from streaming.transforms.validate import ERROR
 
 log = logging.getLogger(__name__)
-PARTITION_SINKS = ("clickhouse", "cassandra", "postgres")  # in write order; the lake commits last
+PARTITION_SINKS = ("clickhouse", "cassandra", "postgres")  # written concurrently by each partition
 SINKS = ("lake", *PARTITION_SINKS)
 
 
@@ -74,12 +80,13 @@ class BatchPlan:
     namespace: str
     spec: Table
     sinks: tuple[str, ...]                     # partition sinks of this job, in PARTITION_SINKS order
-    lake: bool
+    lake: bool                                 # BatchWriter appends the changes to the lake too (a replay's)
     tie_break: tuple[str, ...] = ("event_id",)
     retry: RetryPolicy = RetryPolicy()
     extra: Callable[[pa.Table, PartitionContext], None] | None = None
     # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
-    # "dlq", "extra" or "partition" for all of them) wrote that batch (in that partition).
+    # "dlq", "extra" or "partition" for all of them) wrote that batch (in that partition); "lake:<batch>"
+    # right after a lake batch's Delta commit; "served:<batch>" once every partition of a serving batch wrote.
     crash_after: str | None = None
     crash_pids: tuple[int, ...] = ()
 
@@ -96,20 +103,22 @@ class _Totals(AccumulatorParam):
         return left
 
 
-class BatchWriter:
-    """Writes batches of one job's table; created once per query (it owns the stats accumulator)."""
+def _typed(batch: DataFrame, spec: Table) -> DataFrame:
+    """A prepared batch in the table's types, failing on a writer schema id the decoder does not know."""
+    return batch.select(*[F.col(c).cast(t).alias(c) for c, t in spec.columns],
+                        F.col(changes.VERSION).cast("bigint").alias(changes.VERSION),
+                        F.col(changes.DELETED).cast("boolean").alias(changes.DELETED),
+                        *RECORD_COLUMNS, decoding.SCHEMA_ID, decoding.guard_known(F.col(ERROR)).alias(ERROR))
 
-    def __init__(self, spark: SparkSession, plan: BatchPlan, partitions: int, stateful: bool = False) -> None:
-        """``stateful``: the batches come from a streaming query with state (the live job's dedupe), whose
-        first batch may be a rerun of one the lake already committed (the process died between the
-        Delta commit and Spark's); such a rerun must still run. A replay's chunks carry no state: a
-        committed chunk is skipped unrun."""
+
+class BatchWriter:
+    """Writes batches of one job's table to the partition sinks (and, for a replay, the lake);
+    created once per query (it owns the stats accumulator)."""
+
+    def __init__(self, spark: SparkSession, plan: BatchPlan, partitions: int) -> None:
         self.spark, self.plan, self.partitions = spark, plan, partitions
         self.location = lake.ensure_table(spark, plan.settings, plan.namespace, plan.spec, plan.query) if plan.lake else None
         self._totals = spark.sparkContext.accumulator({}, _Totals())
-        # The newest batch id the lake holds for this query, read once when the query starts.
-        self._lake_holds = (lake.committed_batch(plan.settings, plan.namespace, plan.spec.name, plan.query)
-                            if plan.lake and stateful else None)
 
     def write(self, batch: DataFrame, batch_id: int) -> dict:
         """One batch (or replay chunk) of prepared rows into every sink; the summed counts and timings."""
@@ -117,26 +126,53 @@ class BatchWriter:
         plan = self.plan
         spec = plan.spec
         started = time.perf_counter()
-        typed = batch.select(*[F.col(c).cast(t).alias(c) for c, t in spec.columns],
-                             F.col(changes.VERSION).cast("bigint").alias(changes.VERSION),
-                             F.col(changes.DELETED).cast("boolean").alias(changes.DELETED),
-                             *RECORD_COLUMNS, decoding.SCHEMA_ID, decoding.guard_known(F.col(ERROR)).alias(ERROR))
-        partitioned = typed.repartition(self.partitions, *spec.key)
+        partitioned = _typed(batch, spec).repartition(self.partitions, *spec.key)
         out_schema = ", ".join(f"`{c}` {t}" for c, t in
                                [*spec.columns, (changes.VERSION, "bigint"), (changes.DELETED, "boolean")])
         written = partitioned.mapInArrow(_partition_writer(plan, batch_id, self._totals), out_schema)
-        if self.location is not None and (self._lake_holds is None or batch_id > self._lake_holds):
-            lake.append(written, self.location, plan.query, batch_id)
-            _maybe_crash(plan, "lake", WriteToken(plan.query, batch_id, -1))  # committed; Spark's commit not yet
+        if self.location is not None:
+            lake.append(written, self.location, plan.query, batch_id)  # a committed chunk: Delta skips it unrun
         else:
-            # No lake, or a rerun of a batch the lake holds: Delta would skip it unrun, so run the plan
-            # through the noop sink (the other sinks' writes are idempotent; the dedupe's state commits).
             written.write.format("noop").mode("overwrite").save()
         totals = dict(self._totals.value)
         seconds = {k.removeprefix("s."): round(v, 3) for k, v in totals.items() if k.startswith("s.")}
         return {"rows": totals.get("rows", 0), "changes": totals.get("changes", 0),
                 "rejected": totals.get("rejected", 0), "seconds": round(time.perf_counter() - started, 3),
                 "partition_seconds": seconds}
+
+
+class LakeWriter:
+    """A live pipeline's change history: every accepted change of a lake query's batch appended to
+    the Delta table as one commit, at most once per (query, batch id).
+
+    It runs in the JVM alone (no Python worker, no shuffle of ours): the rows are already prepared,
+    and Delta's optimized write groups them by date. A batch rerun after its Delta commit (the
+    process died before Spark committed the batch) is run through the noop sink instead: Delta
+    would skip the append unrun, and the dedupe's state of that batch would never commit.
+    """
+
+    def __init__(self, spark: SparkSession, plan: BatchPlan) -> None:
+        self.spark, self.plan = spark, plan
+        self.location = lake.ensure_table(spark, plan.settings, plan.namespace, plan.spec, plan.query)
+        # The newest batch id the lake holds for this query, read once when the query starts.
+        self._holds = lake.committed_batch(plan.settings, plan.namespace, plan.spec.name, plan.query)
+
+    @property
+    def holds(self) -> int | None:
+        return self._holds
+
+    def write(self, batch: DataFrame, batch_id: int) -> dict:
+        """One lake batch; the changes it appended (counted by Spark as it wrote them) and its time."""
+        plan = self.plan
+        started = time.perf_counter()
+        accepted = _typed(batch, plan.spec).where(F.col(ERROR).isNull()).select(*plan.spec.all_columns)
+        if self._holds is not None and batch_id <= self._holds:
+            accepted.write.format("noop").mode("overwrite").save()
+            return {"changes": 0, "seconds": round(time.perf_counter() - started, 3)}
+        lake.append(accepted, self.location, plan.query, batch_id)
+        maybe_crash(plan, "lake", WriteToken(plan.query, batch_id, -1))  # committed; Spark's commit not yet
+        return {"changes": lake.last_commit_rows(self.spark, self.location),
+                "seconds": round(time.perf_counter() - started, 3)}
 
 
 # --- on the executors ------------------------------------------------------------------------
@@ -183,7 +219,7 @@ def _partition_writer(plan: BatchPlan, batch_id: int, totals) -> Callable[[Itera
             now = time.perf_counter()
             seconds[f"s.{stage}"] = now - clock
             clock = now
-            _maybe_crash(plan, stage, token)
+            maybe_crash(plan, stage, token)
 
         sinks = _sinks(plan)
         accepted = pc.is_null(everything[ERROR])
@@ -193,14 +229,13 @@ def _partition_writer(plan: BatchPlan, batch_id: int, totals) -> Callable[[Itera
         every_change = everything.filter(accepted).select(spec.all_columns)
         latest = changes.latest_per_key_arrow(every_change, list(spec.key), list(plan.tie_break))
         lap("dlq")
-        for name in plan.sinks:
-            sinks[name].write_with_retries(latest, spec, token, plan.retry)
-            lap(name)
+        seconds.update(_write_concurrently(plan, sinks, latest, token))
+        lap("stores")
         if plan.extra is not None:
             plan.extra(every_change, PartitionContext({n: sinks[n] for n in plan.sinks}, token, plan.retry,
                                                       plan.namespace))
             lap("extra")
-        _maybe_crash(plan, "partition", token)
+        maybe_crash(plan, "partition", token)
         totals.add({"rows": latest.num_rows, "changes": every_change.num_rows, "rejected": rejected.num_rows,
                     **seconds})
         if plan.lake:
@@ -209,7 +244,39 @@ def _partition_writer(plan: BatchPlan, batch_id: int, totals) -> Callable[[Itera
     return write_partition
 
 
-def _maybe_crash(plan: BatchPlan, stage: str, token: WriteToken) -> None:
+_threads: ThreadPoolExecutor | None = None  # per Python worker: one thread per partition sink
+
+
+def _write_concurrently(plan: BatchPlan, sinks: dict[str, Sink], latest: pa.Table,
+                        token: WriteToken) -> dict[str, float]:
+    """The partition's newest changes into every partition sink at once; each one's seconds.
+
+    The stores' clients wait on their servers most of the time (and release the GIL meanwhile), so
+    the partition takes as long as its slowest store rather than their sum. Every write is waited
+    for before a failure is raised: no write of a failed partition goes on while its retry runs.
+    """
+    global _threads
+    if len(plan.sinks) <= 1:
+        return {f"s.{name}": _timed_write(plan, sinks[name], name, latest, token) for name in plan.sinks}
+    if _threads is None:
+        _threads = ThreadPoolExecutor(len(PARTITION_SINKS), thread_name_prefix="kappa-sink")
+    running = {name: _threads.submit(_timed_write, plan, sinks[name], name, latest, token) for name in plan.sinks}
+    wait(running.values())
+    for future in running.values():
+        if future.exception() is not None:
+            raise future.exception()
+    return {f"s.{name}": future.result() for name, future in running.items()}
+
+
+def _timed_write(plan: BatchPlan, sink: Sink, name: str, latest: pa.Table, token: WriteToken) -> float:
+    started = time.perf_counter()
+    sink.write_with_retries(latest, plan.spec, token, plan.retry)
+    maybe_crash(plan, name, token)
+    return time.perf_counter() - started
+
+
+def maybe_crash(plan: BatchPlan, stage: str, token: WriteToken) -> None:
+    """The crash points of ``plan.crash_after`` (a testing aid: the exactly-once tests' SIGKILLs)."""
     if not plan.crash_after:
         return
     if plan.crash_after in (f"{stage}:{token.batch_id}", f"{stage}:{token.batch_id}:{token.partition}"):

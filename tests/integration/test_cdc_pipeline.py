@@ -128,6 +128,7 @@ topic = "{topic}"
 namespace = "{namespace}"
 checkpoint_dir = "{tmp_path / 'checkpoints'}"
 trigger_seconds = 0.5
+lake_trigger_seconds = 2
 ''')
     job = job_process.run_file(path, tmp_path, "shipments")
     loaded = pipeline.load(path)

@@ -32,6 +32,7 @@ def test_cassandra_clickhouse_and_postgres_outages_under_load(
     namespace = f"out_a_{unique}"
     customers_dimension(settings, namespace)
     config = {"name": f"out-a-{unique}", "topic": topic, "namespace": namespace, "trigger_seconds": 0.5,
+              "lake_trigger_seconds": 2,
               "max_offsets_per_trigger": 5000, "checkpoint_dir": str(tmp_path / "checkpoints"),
               "reference_refresh_s": 3600, "restart_backoff_s": 2.0, "max_restart_backoff_s": 8.0,
               "max_restarts": 30, "metrics_port": free_port()}
