@@ -1,6 +1,6 @@
 """End-to-end throughput and latency of the orders job, against raw reads and writes of the same data.
 
-    python bench/streaming.py [--events N] [--rate R] [--seconds S]
+    python bench/streaming.py [--events N] [--rates R1,R2] [--seconds S] [--only-latency | --skip-latency]
 
 1. Baselines, in the same run: Spark reading the N records from Kafka (raw read, best of three);
    each store's own client writing the same rows at its best concurrency from two processes (the
@@ -11,9 +11,15 @@
    lake on ``local[2]`` and on ``local[1]`` (the same scaling without Cassandra's server taking the
    second core). Each catch-up is a fresh job process (``--catch-up``) that first catches up
    on a 50K-event warm-up topic, so the JVM is warm; events / wall time from the job's start.
-3. Latency: a producer process at a fixed R events/s for S seconds while the job runs with a 0.5 s
-   trigger (sinks: all four unless --latency-sinks says otherwise); latency = ClickHouse's
-   ``_ingested_at`` - the event's produce time (its event_time), p50 / p95 / p99.
+3. Latency, at each of ``--rates`` for ``--seconds``, with a producer process at that fixed rate:
+   first Spark's floor (the same topic read by a query with the job's 0.5 s trigger into Spark's
+   ``noop`` sink: event -> the end of the batch that read it, from the query's progress and each
+   record's Kafka timestamp), then the job with all four sinks (its lake query on a 30 s trigger):
+   event -> visible in ClickHouse (its ``_ingested_at``), in PostgreSQL and Cassandra (a read loop
+   every 50 ms over a sample of ~100 events a second), in all three ("serving"), and in the lake (a
+   Delta version holding it, as the ``deltalake`` reader sees it, polled every 0.5 s); p50 / p95 /
+   p99. Then an almost idle run (``--idle-rate``, 20 s) whose serving batches are profiled stage by
+   stage: Spark's ``durationMs`` and the job's own per-partition timings, medians.
 Reported: events/s and ratios to the raw Kafka read and to the slowest raw sink write, and the CPU
 seconds the machine and Cassandra's server used during each catch-up. Needs `make up`.
 """
@@ -21,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing
 import os
 import sys
 import threading
 import time
 import uuid
+from datetime import timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -86,13 +94,22 @@ def orders_pipeline(name: str, topic: str, namespace: str, **settings):
     return pipeline.load(pipelines.path("orders"), name=name, topic=topic, namespace=namespace, **settings)
 
 
-def job(name: str, topic: str, namespace: str, sinks: list[str], trigger: float = 0.5):
+def job(name: str, topic: str, namespace: str, sinks: list[str], trigger: float = 0.5, lake_trigger: float = 30.0):
     from streaming.jobs.runner import JobRunner
     from streaming.session import build_session
 
-    orders = orders_pipeline(name, topic, namespace, sinks=sinks, trigger_seconds=trigger,
+    settings = {"lake_trigger_seconds": lake_trigger} if lake_trigger_supported() else {}
+    orders = orders_pipeline(name, topic, namespace, sinks=sinks, trigger_seconds=trigger, **settings,
                              max_offsets_per_trigger=200_000, checkpoint_dir=f"/tmp/kappa-bench/{uuid.uuid4().hex}")
     return JobRunner(orders.definition(), orders, get_settings(), build_session("bench"))
+
+
+def lake_trigger_supported() -> bool:
+    """Whether this checkout's pipelines have a lake query of their own (the bench also runs older
+    checkouts, for figures before and after a change in one run)."""
+    from streaming.jobs.runner import JobConfig
+
+    return "lake_trigger_seconds" in JobConfig.model_fields
 
 
 def catch_up(topic: str, events: int, sinks: list[str], master: str = "local[2]", warm_up: str | None = None) -> dict:
@@ -110,24 +127,12 @@ def catch_up(topic: str, events: int, sinks: list[str], master: str = "local[2]"
 
 
 def _catch_up_here(topic: str, events: int, sinks: list[str], warm_up: str | None = None) -> dict:
-    import logging
-
-    from streaming.jobs import runner as runner_module
-
-    timings: dict[str, float] = {}
-
-    class Stages(logging.Handler):
-        def emit(self, record):  # the job's per-batch line carries the summed partition seconds
-            if record.msg.startswith("batch %d:"):
-                for stage, seconds in record.args[-1].items():
-                    timings[stage] = timings.get(stage, 0.0) + seconds
-
     logging.basicConfig(level=logging.WARNING)  # a failing or restarting job says why on stderr
     if warm_up:
         tag = uuid.uuid4().hex[:8]
         job(f"bench-warm-{tag}", warm_up, f"bench_warm_{tag}", sinks).run(available_now=True)
-    runner_module.log.addHandler(Stages())
-    runner_module.log.setLevel(logging.INFO)
+    batches = BatchLines()
+    batches.start()
     tag = uuid.uuid4().hex[:8]
     runner = job(f"bench-{tag}", topic, f"bench_{tag}", sinks)
     cpu_before = cpu_seconds()
@@ -135,8 +140,9 @@ def _catch_up_here(topic: str, events: int, sinks: list[str], warm_up: str | Non
     runner.run(available_now=True)
     elapsed = time.perf_counter() - started
     cpu = {k: round(v - cpu_before[k], 1) for k, v in cpu_seconds().items()}
+    stages = {k for b in batches.batches for k in b} - {"rows", "foreach_batch_s"}
     return {"per_s": events / elapsed, "seconds": round(elapsed, 1),
-            "partition_seconds": {k: round(v, 1) for k, v in timings.items()},
+            "partition_seconds": {k: round(sum(b.get(k, 0) for b in batches.batches), 1) for k in sorted(stages)},
             "cpu_seconds": {**cpu, "available": round(elapsed * (os.cpu_count() or 1), 1)}}
 
 
@@ -268,9 +274,9 @@ def raw_write(topic: str, events: int, table) -> float:
     return rows.num_rows / (time.perf_counter() - started)
 
 
-def produce_at_rate(topic: str, rate: int, seconds: int) -> None:
+def produce_at_rate(topic: str, rate: int, seconds: int, first_id: int = 1) -> None:
     """R events/s for S seconds, in tenths of a second (run in its own process, like a connector)."""
-    producer = OrderProducer(topic, create=False, first_id=1)  # order 0 started the job
+    producer = OrderProducer(topic, create=False, first_id=first_id)
     started = time.perf_counter()
     for tick in range(seconds * 10):
         producer.send(rate // 10)
@@ -280,15 +286,172 @@ def produce_at_rate(topic: str, rate: int, seconds: int) -> None:
     producer.flush()
 
 
-def latency(rate: int, seconds: int, sinks: list[str]) -> dict:
+def feed(topic: str, rate: int, seconds: int, first_id: int) -> int:
+    """``produce_at_rate`` in a separate process (the producer's Python must not compete with the
+    job's driver for the GIL); the next free order id."""
+    feeder = multiprocessing.get_context("spawn").Process(target=produce_at_rate, args=(topic, rate, seconds, first_id))
+    feeder.start()
+    feeder.join()
+    if feeder.exitcode != 0:
+        raise RuntimeError(f"the producer process failed (exit code {feeder.exitcode})")
+    return first_id + rate // 10 * seconds * 10
+
+
+def percentiles(values: list[float]) -> dict:
+    """p50 / p95 / p99 in milliseconds (nearest rank)."""
+    if not values:
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "n": 0}
+    ordered = sorted(values)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))])  # noqa: E731
+    return {"p50_ms": pick(0.5), "p95_ms": pick(0.95), "p99_ms": pick(0.99), "n": len(ordered)}
+
+
+def record_times(topic: str) -> dict[tuple[int, int], int]:
+    """(partition, offset) -> the record's Kafka timestamp (its produce time, ms) of every record."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    settings = get_settings()
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": f"bench-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    times: dict[tuple[int, int], int] = {}
+    while sum(1 for (p, o) in times if o == ends[p] - 1) < sum(1 for p in ends if ends[p] > 0):
+        for message in consumer.consume(10_000, timeout=1):
+            if message.error() is None:
+                times[(message.partition(), message.offset())] = message.timestamp()[1]
+    consumer.close()
+    return times
+
+
+def spark_floor(topic: str, rate: int, seconds: int, trigger: float, first_id: int) -> tuple[dict, int]:
+    """Spark's own floor: the topic read by a query with the pipeline's trigger into the ``noop`` sink
+    (no decode, no sinks) while the producer runs; event (its Kafka timestamp) -> the end of the
+    batch that read it. The next free order id."""
+    from datetime import datetime
+
+    from streaming.session import build_session
+
+    spark = build_session("bench")
+    settings = get_settings()
+    spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "100000")
+    query = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+             .option("subscribe", topic).option("startingOffsets", "latest").load()
+             .writeStream.format("noop").queryName(f"floor-{uuid.uuid4().hex[:8]}")
+             .option("checkpointLocation", f"/tmp/kappa-bench/{uuid.uuid4().hex}")
+             .trigger(processingTime=f"{trigger} seconds").start())
+    while not query.recentProgress:
+        time.sleep(0.1)
+    next_id = feed(topic, rate, seconds, first_id)
+    produced = next_id - first_id
+    deadline = time.monotonic() + 60
+    while sum(p["numInputRows"] for p in query.recentProgress) < produced and time.monotonic() < deadline:
+        time.sleep(0.2)
+    progress = query.recentProgress
+    query.stop()
+    times = record_times(topic)
+    latencies = []
+    for batch in progress:
+        source = batch["sources"][0]
+        if not batch["numInputRows"] or not source.get("startOffset"):
+            continue
+        started = datetime.fromisoformat(batch["timestamp"].replace("Z", "+00:00")).timestamp() * 1000
+        ended = started + batch["durationMs"]["triggerExecution"]
+        begin, end = json.loads(source["startOffset"])[topic], json.loads(source["endOffset"])[topic]
+        for partition, last in end.items():
+            for offset in range(begin.get(partition, 0), last):
+                produced_at = times.get((int(partition), offset))
+                if produced_at is not None:
+                    latencies.append(ended - produced_at)
+    return {**percentiles(latencies), "batches": sum(1 for b in progress if b["numInputRows"]),
+            "median_batch_ms": _median([b["durationMs"]["triggerExecution"] for b in progress if b["numInputRows"]])}, next_id
+
+
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
+class Visibility(threading.Thread):
+    """Polls one store for a sample of order ids until each is visible: event_time -> first seen.
+
+    ``lookup(ids)`` returns {order_id: event_time in ms} of the ids the store holds. The ids are
+    asked for oldest first, a few hundred at a time (they were produced in that order), every
+    ``interval`` s; an id counts as seen when the query that found it returned (so the figure
+    includes that query's own time)."""
+
+    def __init__(self, store: str, lookup, ids: list[int], interval: float = 0.05, batch: int = 200) -> None:
+        super().__init__(daemon=True, name=f"visible-{store}")
+        self.store, self.lookup, self.interval, self.batch = store, lookup, interval, batch
+        self.pending = sorted(ids)
+        self.seen: dict[int, float] = {}  # order id -> latency ms
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while self.pending and not self.done.is_set():
+            try:
+                found = self.lookup(self.pending[:self.batch])
+            except Exception:  # the table may not exist yet
+                found = {}
+            now = time.time() * 1000
+            for order_id, event_time in found.items():
+                self.seen[order_id] = now - event_time
+            if found:
+                self.pending = [i for i in self.pending if i not in found]
+            self.done.wait(self.interval)
+
+
+def _store_lookups(namespace: str) -> dict:
+    """order ids -> {order id: event_time ms} in PostgreSQL, Cassandra and the lake."""
+    import psycopg2
+    from deltalake import DeltaTable
+
+    from streaming.sinks import lake as lake_sink
+    from streaming.sinks.cassandra import connect
+
+    settings = get_settings()
+    pg = psycopg2.connect(settings.postgres.dsn())
+    pg.autocommit = True
+    _, cassandra = connect(settings)
+
+    def postgres(ids):
+        with pg.cursor() as cur:
+            cur.execute(f"SELECT order_id, (extract(epoch FROM event_time) * 1000)::bigint FROM {namespace}.orders "
+                        "WHERE order_id = ANY(%s)", (ids,))
+            return dict(cur.fetchall())
+
+    def cassandra_(ids):
+        rows = cassandra.execute(f"SELECT order_id, event_time FROM {namespace}.orders WHERE order_id IN "
+                                 f"({','.join(str(i) for i in ids)})")
+        return {r.order_id: r.event_time.replace(tzinfo=timezone.utc).timestamp() * 1000 for r in rows}
+
+    table: list = []
+
+    def lake(ids):  # a Delta version holding the change, as the deltalake package (a reader) sees it
+        if not table:
+            table.append(DeltaTable(lake_sink.uri(settings, namespace, "orders"),
+                                    storage_options=lake_sink.storage_options(settings)))
+        else:
+            table[0].update_incremental()
+        rows = table[0].to_pyarrow_table(columns=["order_id", "event_time"], filters=[("order_id", "in", ids)])
+        return {i: t.timestamp() * 1000 for i, t in zip(rows["order_id"].to_pylist(), rows["event_time"].to_pylist())}
+
+    return {"postgres": postgres, "cassandra": cassandra_, "lake": lake}
+
+
+def latency(rate: int, seconds: int, sinks: list[str], trigger: float = 0.5, lake_trigger: float = 30.0) -> dict:
+    """Spark's floor, then the pipeline with ``sinks``, each at ``rate`` events/s for ``seconds`` on one topic."""
     import clickhouse_connect
 
     tag = uuid.uuid4().hex[:8]
     topic, namespace = f"bench.{tag}.latency", f"bench_lat_{tag}"
     producer = OrderProducer(topic)
-    producer.send(1)  # the topic's schema exists before the job starts
+    producer.send(1)  # order 0: the topic's schema exists before anything reads it
     producer.flush()
-    runner = job(f"bench-lat-{tag}", topic, namespace, sinks)
+    floor, next_id = spark_floor(topic, rate, seconds, trigger, first_id=1)
+
+    runner = job(f"bench-lat-{tag}", topic, namespace, sinks, trigger, lake_trigger)
+    batches = BatchLines()
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     settings = get_settings()
@@ -300,36 +463,112 @@ def latency(rate: int, seconds: int, sinks: list[str]) -> dict:
         except Exception:
             return 0
 
-    while visible() < 1:
+    while visible() < next_id:  # the floor's events first: the job starts from the topic's start
         time.sleep(0.2)
-    # A separate process: the producer's Python must not compete with the job's driver for the GIL.
-    feeder = multiprocessing.get_context("spawn").Process(target=produce_at_rate, args=(topic, rate, seconds))
-    feeder.start()
-    feeder.join()
-    if feeder.exitcode != 0:
-        raise RuntimeError(f"the producer process failed (exit code {feeder.exitcode})")
-    produced = 1 + rate // 10 * seconds * 10
-    deadline = time.monotonic() + 120
-    while visible() < produced and time.monotonic() < deadline:
+    first_id = next_id
+    step = max(1, rate // 100)  # about 100 sampled events a second
+    sample = list(range(first_id, first_id + rate * seconds, step))
+    lookups = _store_lookups(namespace)
+    watchers = {store: Visibility(store, lookups[store], sample, interval=0.5 if store == "lake" else 0.05)
+                for store in ("postgres", "cassandra", "lake") if store in sinks}
+    for watcher in watchers.values():
+        watcher.start()
+    cpu_before = cpu_seconds()
+    batches.start()
+    produced_to = feed(topic, rate, seconds, first_id)
+    deadline = time.monotonic() + 120 + lake_trigger
+    while (visible() < produced_to or any(w.pending for w in watchers.values())) and time.monotonic() < deadline:
         time.sleep(0.2)
+    cpu = {k: round(v - cpu_before[k], 1) for k, v in cpu_seconds().items()}
+    progress = [p for p in runner._query.recentProgress if p["numInputRows"]]
+    batches.stop()
     runner.stop()
     thread.join(60)
-    p50, p95, p99 = ch.query(
-        "SELECT quantiles(0.5, 0.95, 0.99)(toUnixTimestamp64Milli(_ingested_at) - toUnixTimestamp64Milli(event_time)) "
-        f"FROM {namespace}.orders WHERE order_id > 0").result_rows[0][0]
-    return {"rate": rate, "seconds": seconds, "sinks": sinks, "visible": visible(), "produced": produced,
-            "p50_ms": round(p50), "p95_ms": round(p95), "p99_ms": round(p99)}
+    for watcher in watchers.values():
+        watcher.done.set()
+    clickhouse = {order_id: ms for order_id, ms in ch.query(
+        "SELECT order_id, toUnixTimestamp64Milli(_ingested_at) - toUnixTimestamp64Milli(event_time) "
+        f"FROM {namespace}.orders WHERE order_id >= {first_id}").result_rows}
+    stores = {"clickhouse": percentiles(list(clickhouse.values()))} if "clickhouse" in sinks else {}
+    stores.update({store: percentiles(list(w.seen.values())) for store, w in watchers.items()})
+    serving = [s for s in ("clickhouse", "postgres", "cassandra") if s in sinks]
+    seen = {"clickhouse": clickhouse, **{s: w.seen for s, w in watchers.items()}}
+    everywhere = [max(seen[s][i] for s in serving) for i in sample if all(i in seen[s] for s in serving)]
+    result = {"rate": rate, "seconds": seconds, "sinks": sinks, "trigger_s": trigger, "lake_trigger_s": lake_trigger,
+              "floor": floor, "serving": percentiles(everywhere), "stores": stores,
+              "visible": visible() - first_id, "produced": produced_to - first_id,
+              "serving_batch_ms": _stage_medians(progress), "foreach_batch": batches.medians(), "cpu_seconds": cpu}
+    if floor["p95_ms"] and result["serving"]["p95_ms"]:
+        result["serving_p95_to_floor_p95"] = round(result["serving"]["p95_ms"] / floor["p95_ms"], 2)
+    return result
+
+
+class BatchLines(logging.Handler):
+    """The serving batches' own account (the job's "batch N: ..." log lines) while attached: the
+    foreachBatch's wall time and the per-partition stage seconds (summed over partitions)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[dict] = []
+
+    def emit(self, record) -> None:
+        if isinstance(record.msg, str) and record.msg.startswith("batch %d:"):
+            self.batches.append({"rows": record.args[1], "foreach_batch_s": record.args[4], **record.args[-1]})
+
+    def start(self) -> None:
+        from streaming.jobs import runner as runner_module
+
+        runner_module.log.addHandler(self)
+        runner_module.log.setLevel(logging.INFO)
+
+    def stop(self) -> None:
+        from streaming.jobs import runner as runner_module
+
+        runner_module.log.removeHandler(self)
+
+    def medians(self) -> dict:
+        keys = sorted({k for b in self.batches for k in b})
+        return {k: _median([b.get(k, 0) for b in self.batches]) for k in keys} | {"batches": len(self.batches)}
+
+
+def _stage_medians(progress: list[dict]) -> dict:
+    """The median of each ``durationMs`` stage over a query's batches (Spark's own account)."""
+    stages = sorted({k for p in progress for k in p["durationMs"]})
+    return {k: _median([p["durationMs"].get(k, 0) for p in progress]) for k in stages}
+
+
+def latency_runs(args, sinks: list[str]) -> dict:
+    """The latency runs at each rate and the almost idle one, printed as a table; their results."""
+    runs = [latency(int(rate), args.seconds, sinks) for rate in args.rates.split(",")]
+    idle = latency(args.idle_rate, 20, sinks) if args.idle_rate else None
+    print(f"latency into {'+'.join(sinks)} (ms; serving = visible in every serving store, floor = Spark's noop "
+          "query with the same trigger):")
+    print(f"{'rate/s':>8} {'floor p50':>10} {'floor p95':>10} {'serving p50':>12} {'p95':>7} {'p99':>7} "
+          f"{'ratio p95':>10}  per store p95 (p50)")
+    for run in runs + ([idle] if idle else []):
+        stores = ", ".join(f"{k} {v['p95_ms']} ({v['p50_ms']})" for k, v in run["stores"].items())
+        print(f"{run['rate']:>8,} {run['floor']['p50_ms']:>10} {run['floor']['p95_ms']:>10} "
+              f"{run['serving']['p50_ms']:>12} {run['serving']['p95_ms']:>7} {run['serving']['p99_ms']:>7} "
+              f"{run.get('serving_p95_to_floor_p95', '-'):>10}  {stores}")
+    if idle:
+        print(f"an almost idle serving batch ({args.idle_rate}/s), medians: Spark's durationMs {idle['serving_batch_ms']}, "
+              f"inside foreachBatch {idle['foreach_batch']}")
+    return {"runs": runs, "idle": idle}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--rate", type=int, default=10_000)
-    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--rates", default="1000,5000,10000",
+                        help="events/s of the latency runs (each: Spark's floor, then the pipeline)")
+    parser.add_argument("--seconds", type=int, default=60, help="of each latency run")
+    parser.add_argument("--idle-rate", type=int, default=10,
+                        help="events/s of the almost idle run whose batches are profiled stage by stage (0: none)")
     parser.add_argument("--latency-sinks", default="lake,clickhouse,cassandra,postgres",
                         help="sinks of the latency run (and of a --catch-up)")
     parser.add_argument("--raw-rows", type=int, default=200_000, help="rows of each raw store write")
     parser.add_argument("--only-latency", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--catch-up", metavar="TOPIC", help=argparse.SUPPRESS)  # one catch-up, in this process
     parser.add_argument("--warm-up", metavar="TOPIC", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -338,7 +577,7 @@ def main() -> None:
         print(json.dumps(_catch_up_here(args.catch_up, args.events, sinks, args.warm_up)))
         return
     if args.only_latency:
-        print(json.dumps(latency(args.rate, args.seconds, sinks)))
+        print(json.dumps(latency_runs(args, sinks)))
         return
     topic = f"bench.{uuid.uuid4().hex[:8]}.orders"
     producer = OrderProducer(topic)
@@ -372,7 +611,6 @@ def main() -> None:
         "scaling_local1_to_local2": round(all_four["per_s"] / one_core["per_s"], 2),
         "ratio_clickhouse_lake_to_read": round(two["per_s"] / min(read, writes["clickhouse"]), 3),
         "scaling_clickhouse_lake_local1_to_local2": round(two["per_s"] / two_one_core["per_s"], 2),
-        "latency": latency(args.rate, args.seconds, sinks),
     }
     print(f"raw Kafka read (Spark)            {read:>10,.0f} events/s")
     for store, rate in writes.items():
@@ -391,9 +629,8 @@ def main() -> None:
         cpu = run["cpu_seconds"]
         print(f"CPU seconds, {label}: {cpu['machine_busy']} busy of {cpu['available']} available, "
               f"Cassandra's server {cpu.get('cassandra_server', '?')}")
-    lat = results["latency"]
-    print(f"latency into {'+'.join(lat['sinks'])} at {lat['rate']:,}/s for {lat['seconds']}s: p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, "
-          f"p99 {lat['p99_ms']} ms ({lat['visible']}/{lat['produced']} visible)")
+    if not args.skip_latency:
+        results["latency"] = latency_runs(args, sinks)
     print(json.dumps(results))
 
 
