@@ -16,7 +16,7 @@
    ``noop`` sink: event -> the end of the batch that read it, from the query's progress and each
    record's Kafka timestamp), then the job with all four sinks (its lake query on a 30 s trigger):
    event -> visible in ClickHouse (its ``_ingested_at``), in PostgreSQL and Cassandra (a read loop
-   every 50 ms over a sample of ~100 events a second), in all three ("serving"), and in the lake (a
+   every 50 ms over a sample of ~20 events a second), in all three ("serving"), and in the lake (a
    Delta version holding it, as the ``deltalake`` reader sees it, polled every 0.5 s); p50 / p95 /
    p99. Then an almost idle run (``--idle-rate``, 20 s) whose serving batches are profiled stage by
    stage: Spark's ``durationMs`` and the job's own per-partition timings, medians.
@@ -376,11 +376,11 @@ class Visibility(threading.Thread):
     """Polls one store for a sample of order ids until each is visible: event_time -> first seen.
 
     ``lookup(ids)`` returns {order_id: event_time in ms} of the ids the store holds. The ids are
-    asked for oldest first, a few hundred at a time (they were produced in that order), every
+    asked for oldest first, a few dozen at a time (they were produced in that order), every
     ``interval`` s; an id counts as seen when the query that found it returned (so the figure
     includes that query's own time)."""
 
-    def __init__(self, store: str, lookup, ids: list[int], interval: float = 0.05, batch: int = 200) -> None:
+    def __init__(self, store: str, lookup, ids: list[int], interval: float = 0.05, batch: int = 30) -> None:
         super().__init__(daemon=True, name=f"visible-{store}")
         self.store, self.lookup, self.interval, self.batch = store, lookup, interval, batch
         self.pending = sorted(ids)
@@ -466,7 +466,7 @@ def latency(rate: int, seconds: int, sinks: list[str], trigger: float = 0.5, lak
     while visible() < next_id:  # the floor's events first: the job starts from the topic's start
         time.sleep(0.2)
     first_id = next_id
-    step = max(1, rate // 100)  # about 100 sampled events a second
+    step = max(1, rate // 20)  # about 20 sampled events a second: the read loops must not load the stores
     sample = list(range(first_id, first_id + rate * seconds, step))
     lookups = _store_lookups(namespace)
     watchers = {store: Visibility(store, lookups[store], sample, interval=0.5 if store == "lake" else 0.05)
