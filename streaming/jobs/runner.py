@@ -467,6 +467,13 @@ class JobRunner:
             self._load_reference()
             if self._stop.is_set():
                 return True
+        try:
+            return self._start_and_watch(decoder, available_now)
+        except BaseException:
+            self._stop_queries()  # none outlives a failure: a restart starts them all again
+            raise
+
+    def _start_and_watch(self, decoder: decoding.Decoder, available_now: bool) -> bool:
         table, prepared = self._prepared(decoder, self.config.max_offsets_per_trigger)
         # At every query start: a restart for a new writer schema may bring columns.
         prepare_stores(self.job, self.config, self.settings, table, self._ensured, migrate=not self._migrated)
@@ -485,7 +492,10 @@ class JobRunner:
             running = [q for q in (self._query, self._lake) if q is not None and q.isActive]
             if not running:
                 break
-            running[0].awaitTermination(1)
+            try:
+                running[0].awaitTermination(1)
+            except Exception:  # noqa: S110 (it failed: raised below, once the others are stopped)
+                pass
             self.health.beat()
             self._superseded()  # also when no batch runs: an idle job stops at its cut-over too
             if self._archive is None and self.config.archive and not available_now:
@@ -498,7 +508,10 @@ class JobRunner:
             return True
         self._raise_failure()
         if self._archive is not None and available_now:
-            self._archive.awaitTermination()  # the archive reaches the same end of the topic
+            try:
+                self._archive.awaitTermination()  # the archive reaches the same end of the topic
+            except Exception:  # noqa: S110 (raised just below)
+                pass
             self._raise_failure()
         return True
 
@@ -512,8 +525,12 @@ class JobRunner:
 
     def _stop_queries(self) -> None:
         for query in self._queries():
-            if query.isActive:
-                query.stop()
+            try:
+                if query.isActive:
+                    query.stop()
+            except Exception as exc:  # the others are stopped all the same
+                log.warning("job %s: stopping query %s failed (%s: %s)", self.config.name, query.name,
+                            type(exc).__name__, str(exc).splitlines()[0][:300] if str(exc) else "")
 
     def _start_archive(self, available_now: bool) -> None:
         """The archiver query beside the job's (again, if it stopped or failed).
