@@ -1,7 +1,9 @@
-"""A job whose checkpoint lives on S3 (s3a://) resumes from it: a second run reads only what is new."""
+"""A job whose checkpoints live on S3 (s3a://) resumes from them: a second run reads only what is new,
+in the serving stores and in the lake; a lake whose query's checkpoint is gone is refused, not rewritten."""
 from datetime import datetime, timezone
 
 import psycopg2
+import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from minio import Minio
@@ -9,8 +11,9 @@ from minio import Minio
 from schemas import contracts
 from schemas.serde import AvroSerializer
 
-from streaming.jobs.runner import JobConfig, JobRunner
-from tests.integration.serving_tables import ORDERS_JOB, customers_dimension
+from streaming.jobs.runner import JobConfig, JobFailed, JobRunner
+from tests.integration import sink_contents
+from tests.integration.serving_tables import ORDERS, ORDERS_JOB, customers_dimension
 
 T0 = int(datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc).timestamp() * 1000)
 
@@ -32,13 +35,13 @@ def test_checkpoint_on_s3_is_resumed(spark, settings, kafka_bootstrap, registry_
         assert producer.flush(30) == 0
 
     prefix = f"checkpoints/{unique}"
-    config = JobConfig(name=f"s3ck-{unique}", topic=topic, namespace=namespace, sinks=["postgres"],
+    config = JobConfig(name=f"s3ck-{unique}", topic=topic, namespace=namespace, sinks=["postgres", "lake"],
                        checkpoint_dir=f"s3a://{settings.s3.lake_bucket}/{prefix}")
+    s3 = Minio(s3_settings.endpoint, access_key=s3_settings.access_key, secret_key=s3_settings.secret_key,
+               secure=s3_settings.secure, region=s3_settings.region)
 
     def run_and_count_batches() -> int:
         JobRunner(ORDERS_JOB, config, settings, spark).run(available_now=True)
-        s3 = Minio(s3_settings.endpoint, access_key=s3_settings.access_key, secret_key=s3_settings.secret_key,
-                   secure=s3_settings.secure, region=s3_settings.region)
         return len([o for o in s3.list_objects(settings.s3.lake_bucket, f"{prefix}/{config.name}/commits/")
                     if o.object_name.rsplit("/", 1)[-1].isdigit()])
 
@@ -53,3 +56,12 @@ def test_checkpoint_on_s3_is_resumed(spark, settings, kafka_bootstrap, registry_
         cur.execute(f"SELECT count(*), count(DISTINCT event_id) FROM {namespace}.orders")
         assert cur.fetchone() == (15, 15)
     pg.close()
+    changes = [r["event_id"] for r in sink_contents.lake_changes(settings, namespace, ORDERS)]
+    assert len(changes) == len(set(changes)) == 15  # the lake query resumed from its own checkpoint
+
+    # Without the lake query's checkpoint its batch ids would start at 0 again, which the lake table
+    # holds already: Delta would skip them. The job refuses to start and says what to do.
+    for leftover in s3.list_objects(settings.s3.lake_bucket, f"{prefix}/{config.name}/_lake/", recursive=True):
+        s3.remove_object(settings.s3.lake_bucket, leftover.object_name)
+    with pytest.raises(JobFailed, match="lake query's checkpoint .* does not exist"):
+        JobRunner(ORDERS_JOB, config, settings, spark).run(available_now=True)
