@@ -162,7 +162,7 @@ class LakeWriter:
         return self._holds
 
     def write(self, batch: DataFrame, batch_id: int) -> dict:
-        """One lake batch; the changes it appended (counted by Spark as it wrote them) and its time."""
+        """One lake batch; the changes it appended (its commit's numOutputRows) and its time."""
         plan = self.plan
         started = time.perf_counter()
         accepted = _typed(batch, plan.spec).where(F.col(ERROR).isNull()).select(*plan.spec.all_columns)
