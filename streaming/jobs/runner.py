@@ -238,8 +238,7 @@ def fixed_partitions(spark: SparkSession, checkpoint: str, wanted: int | None) -
     (query, batch, partition) tokens would name different rows.
     """
     jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(f"{checkpoint}/sink-partitions.json")
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, path = _hadoop_path(spark, f"{checkpoint}/sink-partitions.json")
     if fs.exists(path):
         stream = fs.open(path)
         try:
@@ -259,10 +258,15 @@ def fixed_partitions(spark: SparkSession, checkpoint: str, wanted: int | None) -
     return chosen
 
 
+def _hadoop_path(spark: SparkSession, path: str):
+    """(its Hadoop file system, the Hadoop path) of a checkpoint file: local or s3a://, as Spark sees it."""
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
 def _exists(spark: SparkSession, path: str) -> bool:
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(hadoop_path)
+    fs, hadoop_path = _hadoop_path(spark, path)
+    return fs.exists(hadoop_path)
 
 
 class StopRequested(RuntimeError):

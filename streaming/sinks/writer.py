@@ -155,18 +155,14 @@ class LakeWriter:
         self.spark, self.plan = spark, plan
         self.location = lake.ensure_table(spark, plan.settings, plan.namespace, plan.spec, plan.query)
         # The newest batch id the lake holds for this query, read once when the query starts.
-        self._holds = lake.committed_batch(plan.settings, plan.namespace, plan.spec.name, plan.query)
-
-    @property
-    def holds(self) -> int | None:
-        return self._holds
+        self.holds = lake.committed_batch(plan.settings, plan.namespace, plan.spec.name, plan.query)
 
     def write(self, batch: DataFrame, batch_id: int) -> dict:
         """One lake batch; the changes it appended (its commit's numOutputRows) and its time."""
         plan = self.plan
         started = time.perf_counter()
         accepted = _typed(batch, plan.spec).where(F.col(ERROR).isNull()).select(*plan.spec.all_columns)
-        if self._holds is not None and batch_id <= self._holds:
+        if self.holds is not None and batch_id <= self.holds:
             accepted.write.format("noop").mode("overwrite").save()
             return {"changes": 0, "seconds": round(time.perf_counter() - started, 3)}
         lake.append(accepted, self.location, plan.query, batch_id)
