@@ -14,7 +14,7 @@
 3. Latency, at each of ``--rates`` for ``--seconds``, with a producer process at that fixed rate:
    first Spark's floor (the same topic read by a query with the job's 0.5 s trigger into Spark's
    ``noop`` sink: event -> the end of the batch that read it, from the query's progress and each
-   record's Kafka timestamp), then the job with all four sinks (its lake query on a 30 s trigger):
+   record's Kafka timestamp), then the job with all four sinks (its lake committed every 30 s):
    event -> visible in ClickHouse (its ``_ingested_at``), in PostgreSQL and Cassandra (a read loop
    every 50 ms over a sample of ~20 events a second), in all three ("serving"), and in the lake (a
    Delta version holding it, as the ``deltalake`` reader sees it, polled every 0.5 s); p50 / p95 /
@@ -105,8 +105,8 @@ def job(name: str, topic: str, namespace: str, sinks: list[str], trigger: float 
 
 
 def lake_trigger_supported() -> bool:
-    """Whether this checkout's pipelines have a lake query of their own (the bench also runs older
-    checkouts, for figures before and after a change in one run)."""
+    """Whether this checkout's pipelines commit the lake on a clock of its own (the bench also runs
+    older checkouts, for figures before and after a change in one run)."""
     from streaming.jobs.runner import JobConfig
 
     return "lake_trigger_seconds" in JobConfig.model_fields

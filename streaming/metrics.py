@@ -48,7 +48,7 @@ def start(job: str, topic: str, sinks: list[str]) -> None:
 
 
 def record_lake_batch(job: str, result: dict) -> None:
-    """One batch of a job's lake query (``LakeWriter.write``'s result)."""
+    """One commit of a job's staged changes to the lake (``LakeWriter.commit``'s result)."""
     EVENTS_OUT.labels(job, "lake").inc(result["changes"])
     SINK_SECONDS.labels(job, "lake").observe(result["seconds"])
 
@@ -56,7 +56,7 @@ def record_lake_batch(job: str, result: dict) -> None:
 def record_batch(job: str, topic: str, sinks: list[str], result: dict) -> None:
     """One written serving batch's counts and timings (``BatchWriter.write``'s result)."""
     for sink in sinks:
-        if sink != "lake":  # the lake query's own batches count it (record_lake_batch)
+        if sink != "lake":  # the lake's commits count it (record_lake_batch)
             EVENTS_OUT.labels(job, sink).inc(result["rows"])
     DEAD_LETTERS.labels(job, topic).inc(result["rejected"])
     for sink, seconds in result["partition_seconds"].items():

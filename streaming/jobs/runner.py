@@ -6,14 +6,15 @@ from the transformed stream (:func:`streaming.tables.derive`) and created or evo
 at the start of each query (:mod:`streaming.tables.ddl`), so a new field in the topic's schema
 becomes a new column. This module wires the job's streaming queries around it: read with the native
 Kafka source, decode in the JVM, drop duplicate ``event_id`` within a watermark, transform
-(:func:`prepare`). One definition, two outputs, each its own query with its own checkpoint and trigger:
+(:func:`prepare`). One query (named after the job, ``trigger_seconds``, its checkpoint
+``<checkpoint_dir>/<name>``) and, for the lake, a commit on its own clock:
 
-- the serving query (named after the job, ``trigger_seconds``): in ``foreachBatch``,
-  :class:`~streaming.sinks.writer.BatchWriter` writes the DLQ, ClickHouse, Cassandra and PostgreSQL
-  from the executors, idempotently per (query, batch, partition);
-- the lake query (``<name>.lake``, ``lake_trigger_seconds``, checkpoint ``<checkpoint>/_lake``):
-  :class:`~streaming.sinks.writer.LakeWriter` appends the accepted changes to the Delta table,
-  once per (query, batch id), so a Delta commit never sits in the serving stores' path.
+- each micro-batch, in ``foreachBatch``, :class:`~streaming.sinks.writer.BatchWriter` writes the
+  DLQ, ClickHouse, Cassandra and PostgreSQL from the executors, idempotently per (query, batch,
+  partition), and stages the batch's accepted changes for the lake beside them;
+- every ``lake_trigger_seconds`` a thread of the job has :class:`~streaming.sinks.writer.LakeWriter`
+  append the staged changes of the batches Spark has committed to the Delta table as one commit,
+  so a Delta commit never sits in the serving stores' path and an event is decoded once.
 
 The driver plans and keeps counts; no batch is collected into it. The transforms are applied to the
 stream itself, so their plan is built once per query and not once per micro-batch (planning the
@@ -73,10 +74,9 @@ class JobConfig(BaseModel):
     checkpoint_dir: str = ".stack/checkpoints" # local folder or s3a://bucket/prefix
     trigger_seconds: float = 1.0               # the serving query's: ClickHouse, Cassandra, PostgreSQL, the DLQ
     max_offsets_per_trigger: int | None = 100_000
-    # The lake query's (the change history in Delta): its own trigger and batch cap, so a Delta commit
-    # never sets the serving stores' pace and the lake gets few large files.
+    # How often the serving batches' staged changes are committed to the lake (the change history in
+    # Delta): a Delta commit never sets the serving stores' pace, and the lake gets few large files.
     lake_trigger_seconds: float = 30.0
-    lake_max_offsets_per_trigger: int | None = 1_000_000
     starting_offsets: str = "earliest"
     watermark: str = "10 minutes"              # a re-sent event_id arriving within this delay is dropped
     sinks: list[str] = list(SINKS)
@@ -99,9 +99,9 @@ class JobConfig(BaseModel):
     serving: ServingVersion | None = None
     metrics_port: int = 0
     # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
-    # "dlq", "extra", or "partition" for all of a partition's writes) wrote that serving batch;
-    # "served:<batch>" once every partition of that serving batch wrote, before Spark commits it;
-    # "lake:<batch>" right after the lake query's Delta commit of its batch, before Spark commits it.
+    # "staged" for the lake's staging, "dlq", "extra", or "partition" for all of a partition's writes)
+    # wrote that batch; "served:<batch>" once every partition of that batch wrote, before Spark commits
+    # it; "lake:<batch>" right after the Delta commit that took that batch, before its staging is deleted.
     crash_after: str | None = None
 
     @property
@@ -110,12 +110,6 @@ class JobConfig(BaseModel):
         if not base.startswith(("s3a://", "file:/")):
             base = str(Path(base).resolve())
         return f"{base.rstrip('/')}/{self.name}"
-
-    @property
-    def lake_checkpoint(self) -> str:
-        """The lake query's checkpoint, inside the serving query's folder: one folder per pipeline
-        version to keep or delete."""
-        return f"{self.checkpoint}/_lake"
 
     @property
     def retry(self) -> RetryPolicy:
@@ -160,15 +154,16 @@ class JobDefinition:
 
 
 def batch_plan(job: JobDefinition, config: JobConfig, settings: Settings, table: Table,
-               crash_pids: tuple[int, ...] = (), lake: bool | None = None) -> BatchPlan:
-    """What the executors need to write this job's batches. ``lake``: whether the batches also append
-    to the lake (default: when it is one of the job's sinks; a live job's serving query: never)."""
+               crash_pids: tuple[int, ...] = (), live: bool = False) -> BatchPlan:
+    """What the executors need to write this job's batches, when the lake is one of its sinks: a
+    replay chunk appends its changes to it; a ``live`` job's batches stage them for its LakeWriter."""
     unknown = set(config.sinks) - set(SINKS)
     if unknown:
         raise ValueError(f"job {config.name}: unknown sinks {sorted(unknown)} (config 'sinks'); known: {list(SINKS)}")
     return BatchPlan(settings=settings, query=config.name, topic=config.topic, namespace=config.namespace,
                      spec=table, sinks=tuple(s for s in PARTITION_SINKS if s in config.sinks),
-                     lake="lake" in config.sinks if lake is None else lake, tie_break=job.tie_break,
+                     lake="lake" in config.sinks and not live, staged="lake" in config.sinks and live,
+                     tie_break=job.tie_break,
                      retry=config.retry, extra=job.extra, crash_after=config.crash_after, crash_pids=crash_pids)
 
 
@@ -269,6 +264,15 @@ def _exists(spark: SparkSession, path: str) -> bool:
     return fs.exists(hadoop_path)
 
 
+def _last_batch(spark: SparkSession, checkpoint: str) -> int | None:
+    """The newest batch Spark committed in a query's checkpoint (its ``commits`` log), or None."""
+    fs, commits = _hadoop_path(spark, f"{checkpoint}/commits")
+    if not fs.exists(commits):
+        return None
+    names = [status.getPath().getName() for status in fs.listStatus(commits)]
+    return max((int(name) for name in names if name.isdigit()), default=None)
+
+
 class StopRequested(RuntimeError):
     """Raised into a batch that Spark started after the job was asked to stop (it writes nothing)."""
 
@@ -304,10 +308,12 @@ class JobRunner:
         self.servers = failures.endpoints(settings, config.sinks, bool(job.reference))
         self._stop = threading.Event()
         self._batch_lock = threading.Lock()  # held while a serving batch runs; stop() waits for it
-        self._lake_lock = threading.Lock()   # the same for a lake batch (a Delta commit holds up no serving batch)
         self._stopping = False
-        self._query = None                     # the serving query: ClickHouse, Cassandra, PostgreSQL, DLQ
-        self._lake = None                      # the lake query, when the lake is one of the sinks
+        self._query = None                     # the job's query: ClickHouse, Cassandra, PostgreSQL, DLQ, staging
+        self._lake: LakeWriter | None = None   # commits the staged changes, when the lake is one of the sinks
+        self._lake_timer: threading.Thread | None = None
+        self._lake_stop = threading.Event()
+        self._lake_failure: BaseException | None = None
         self._archive = None                   # the archiver query, when config.archive
         self._archive_lock = None              # held while this job keeps the pipeline's raw archive
         self._archive_waiting = False
@@ -374,11 +380,11 @@ class JobRunner:
                 raise
             raise failures.ServerUnavailable(registry, f"reading the writer schemas of {self.config.topic}", exc) from exc
 
-    def _prepared(self, decoder: decoding.Decoder, max_offsets: int | None) -> tuple[Table, DataFrame]:
-        """The job's stream up to :func:`prepare`: read, decode, dedupe, transform. Called once per
-        query: the serving and the lake query each read the topic and keep their own dedupe state."""
+    def _prepared(self, decoder: decoding.Decoder) -> tuple[Table, DataFrame]:
+        """The job's stream up to :func:`prepare`: read, decode, dedupe, transform."""
         raw = sources.read_stream(self.spark, self.settings, topics=[self.config.topic],
-                                  starting_offsets=self.config.starting_offsets, max_offsets_per_trigger=max_offsets)
+                                  starting_offsets=self.config.starting_offsets,
+                                  max_offsets_per_trigger=self.config.max_offsets_per_trigger)
         return prepare(unique_events(decoder.decode(raw), self.config.watermark), self.job, self.ctx)
 
     def _note_unknown_ids(self, exc: BaseException) -> None:
@@ -415,22 +421,37 @@ class JobRunner:
         return self._start_query(prepared.writeStream.queryName(self.config.name).foreachBatch(each_batch),
                                  self.config.checkpoint, self.config.trigger_seconds, available_now)
 
-    def _start_lake(self, prepared: DataFrame, writer: LakeWriter, available_now: bool):
-        def each_batch(batch: DataFrame, batch_id: int) -> None:
-            with self._lake_lock:
-                if self._stopping:
-                    raise StopRequested(f"job {self.config.name} is stopping: lake batch {batch_id} is left for "
-                                        "the next run")
-                try:
-                    result = writer.write(batch, batch_id)
-                except Exception as exc:
-                    self._note_unknown_ids(exc)
-                    raise
-            log.info("lake batch %d: %d changes appended in %.2fs", batch_id, result["changes"], result["seconds"])
+    def _commit_lake(self) -> None:
+        """The lake's commit of what the serving batches staged since the last one (LakeWriter.commit)."""
+        result = self._lake.commit(_last_batch(self.spark, self.config.checkpoint))
+        if result is not None:
+            first, last = result["batches"]
+            log.info("lake: %d changes of batches %d-%d appended in %.2fs", result["changes"], first, last,
+                     result["seconds"])
             metrics.record_lake_batch(self.config.name, result)
 
-        return self._start_query(prepared.writeStream.queryName(f"{self.config.name}.lake").foreachBatch(each_batch),
-                                 self.config.lake_checkpoint, self.config.lake_trigger_seconds, available_now)
+    def _lake_clock(self) -> None:
+        """The lake's commits, every ``lake_trigger_seconds`` while the query runs; a failure is kept
+        for the job's loop, which stops and restarts everything as for a failed batch."""
+        while not self._lake_stop.wait(self.config.lake_trigger_seconds):
+            try:
+                self._commit_lake()
+            except BaseException as exc:  # noqa: BLE001 (handed to the job's loop)
+                self._note_unknown_ids(exc)
+                self._lake_failure = exc
+                return
+
+    def _start_lake_clock(self) -> None:
+        self._lake_stop.clear()
+        self._lake_failure = None
+        self._lake_timer = threading.Thread(target=self._lake_clock, name=f"{self.config.name}-lake", daemon=True)
+        self._lake_timer.start()
+
+    def _stop_lake_clock(self) -> None:
+        self._lake_stop.set()
+        if self._lake_timer is not None and self._lake_timer is not threading.current_thread():
+            self._lake_timer.join()  # a commit in flight ends first
+        self._lake_timer = None
 
     @staticmethod
     def _start_query(writer, checkpoint: str, trigger_seconds: float, available_now: bool):
@@ -440,16 +461,17 @@ class JobRunner:
         return writer.start()
 
     def _lake_writer(self, table: Table) -> LakeWriter:
-        """The lake query's writer; refuses a lake table that holds batches of this query when the lake
-        query has no checkpoint: its batch ids would start again at 0, and Delta would skip them."""
-        writer = LakeWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, self._crash_pids()))
-        if writer.holds is not None and not _exists(self.spark, f"{self.config.lake_checkpoint}/metadata"):
+        """The job's lake writer; refuses a lake table that holds batches of this query when the query
+        has no checkpoint: its batch ids would start again at 0, and the lake would skip them."""
+        writer = LakeWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, self._crash_pids(),
+                                                   live=True))
+        if writer.holds is not None and not _exists(self.spark, f"{self.config.checkpoint}/metadata"):
             raise TableError(
                 f"pipeline {self.config.name}: the lake table {writer.location} holds batches 0-{writer.holds} of "
-                f"query {self.config.name}, but the lake query's checkpoint {self.config.lake_checkpoint} does not "
-                "exist (a checkpoint from before the lake had its own query, or a deleted one). Restore the "
-                "checkpoint, or rebuild the pipeline into a new version (make rebuild JOB=...), or delete the lake "
-                "table and let the job write its history again from starting_offsets")
+                f"query {self.config.name}, but the query's checkpoint {self.config.checkpoint} does not exist "
+                "(deleted, or checkpoint_dir changed). Restore the checkpoint, or rebuild the pipeline into a new "
+                "version (make rebuild JOB=...), or delete the lake table and let the job write its history again "
+                "from starting_offsets")
         return writer
 
     def _crash_pids(self) -> tuple[int, ...]:
@@ -458,7 +480,7 @@ class JobRunner:
         return os.getpid(), self.spark.sparkContext._jvm.ProcessHandle.current().pid()
 
     def _queries(self) -> list:
-        return [q for q in (self._query, self._lake, self._archive) if q is not None]
+        return [q for q in (self._query, self._archive) if q is not None]
 
     def _run_query(self, extra_ids: list[int], available_now: bool) -> bool:
         """Start the job's queries and wait for them. True when they ended by themselves
@@ -478,26 +500,22 @@ class JobRunner:
             raise
 
     def _start_and_watch(self, decoder: decoding.Decoder, available_now: bool) -> bool:
-        table, prepared = self._prepared(decoder, self.config.max_offsets_per_trigger)
+        table, prepared = self._prepared(decoder)
         # At every query start: a restart for a new writer schema may bring columns.
         prepare_stores(self.job, self.config, self.settings, table, self._ensured, migrate=not self._migrated)
         self._migrated = True
-        lake = self._lake_writer(table) if "lake" in self.config.sinks else None
+        self._lake = self._lake_writer(table) if "lake" in self.config.sinks else None
         partitions = fixed_partitions(self.spark, self.config.checkpoint, self.config.sink_partitions)
         writer = BatchWriter(self.spark, batch_plan(self.job, self.config, self.settings, table, self._crash_pids(),
-                                                    lake=False), partitions)
+                                                    live=True), partitions)
         self._query = self._start_serving(prepared, writer, available_now)
-        if lake is not None:
-            _, lake_rows = self._prepared(decoder, self.config.lake_max_offsets_per_trigger)
-            self._lake = self._start_lake(lake_rows, lake, available_now)
+        if self._lake is not None:
+            self._start_lake_clock()
         self.health.ready()
         self._start_archive(available_now)
-        while not self._stop.is_set():
-            running = [q for q in (self._query, self._lake) if q is not None and q.isActive]
-            if not running:
-                break
+        while not self._stop.is_set() and self._query.isActive:
             try:
-                running[0].awaitTermination(1)
+                self._query.awaitTermination(1)
             except Exception:  # noqa: S110 (it failed: raised below, once the others are stopped)
                 pass
             self.health.beat()
@@ -506,11 +524,15 @@ class JobRunner:
                 self._start_archive(available_now)  # its lock may be free now
             self._raise_failure()
         if self._stop.is_set():
-            with self._batch_lock, self._lake_lock:  # the batches in flight finish first
+            with self._batch_lock:  # the batch in flight finishes first
                 self._stopping = True
             self._stop_queries()
+            self._last_lake_commit()
             return True
         self._raise_failure()
+        if self._lake is not None:
+            self._stop_lake_clock()
+            self._commit_lake()  # an available-now run's lake holds all it served
         if self._archive is not None and available_now:
             try:
                 self._archive.awaitTermination()  # the archive reaches the same end of the topic
@@ -520,14 +542,29 @@ class JobRunner:
         return True
 
     def _raise_failure(self) -> None:
-        """The failure of a query that ended, after stopping the others: they restart together, each
-        from its own checkpoint."""
+        """The failure of a query that ended, or of the lake's last commit, after stopping the rest:
+        they restart together, each from its own checkpoint (the lake from its table's)."""
         for query in self._queries():
             if not query.isActive and query.exception() is not None:
                 self._stop_queries()
                 raise query.exception()
+        if self._lake_failure is not None:
+            self._stop_queries()
+            raise self._lake_failure
+
+    def _last_lake_commit(self) -> None:
+        """At a stop: the lake takes what the last batches staged, so a stopped job's lake is complete
+        (a cut-over's previous version, a job stopped for good). A failure waits for the next start."""
+        if self._lake is None:
+            return
+        try:
+            self._commit_lake()
+        except Exception as exc:  # the staged changes stay; the next start of the job commits them
+            log.warning("job %s: the lake's last commit failed (%s: %s); its next start commits the staged changes",
+                        self.config.name, type(exc).__name__, str(exc).splitlines()[0][:300] if str(exc) else "")
 
     def _stop_queries(self) -> None:
+        self._stop_lake_clock()
         for query in self._queries():
             try:
                 if query.isActive:

@@ -234,7 +234,7 @@ def render(draft: Draft) -> str:
     lines += [f"namespace = {json.dumps(draft.namespace)}",
               '# sinks = ["cassandra", "lake", "clickhouse", "postgres"]',
               "# trigger_seconds = 1.0             # the serving stores' micro-batches",
-              "# lake_trigger_seconds = 30.0       # the lake's change history: its own query, larger commits",
+              "# lake_trigger_seconds = 30.0       # how often the lake commits what the batches staged",
               "# version = \"event_time\"          # events: the column that orders a key's changes"]
     if draft.required or draft.enums:
         lines += ["", "[validate]"]

@@ -7,16 +7,31 @@ writes nothing. Tables are created with optimized writes (one file per event dat
 than one per partition and date) and auto-compaction (small files of a date are merged after a
 commit once there are enough of them).
 
+A live job's partitions do not write Delta themselves: each stages its batch's accepted changes as
+one Parquet object (:class:`StagedChanges`, ``<namespace>/_staged/<query>/batch=<id>/``, beside the
+other stores), and the job's :class:`~streaming.sinks.writer.LakeWriter` appends the staged changes
+of the serving batches Spark has committed as one Delta commit every ``lake_trigger_seconds``
+(``txnVersion`` = the newest serving batch in it), then deletes them. A replay chunk appends its
+changes directly (:func:`append`).
+
 Readers: Spark (``spark.read.format("delta").load(path)``), the ``deltalake`` package
 (:func:`storage_options`), ClickHouse's ``deltaLake()`` table function, DuckDB, Trino.
 """
 from __future__ import annotations
 
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import urllib3
 from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import ServerError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from settings import Settings
+from streaming.sinks.base import Sink, WriteToken
 from streaming.tables import DELETED, VERSION, Table
 from streaming.tables.ddl import check_existing
 
@@ -98,6 +113,82 @@ def storage_options(settings: Settings) -> dict[str, str]:
     return {"AWS_ENDPOINT_URL": s3.url, "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
             "AWS_REGION": s3.region, "AWS_ALLOW_HTTP": "true" if not s3.secure else "false",
             "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+
+
+def staged_prefix(namespace: str, query: str) -> str:
+    """Where a live query's partitions stage their changes for the lake (object keys in the lake's
+    bucket). Inside the namespace's prefix, so dropping a serving version drops its staging too."""
+    return f"{namespace}/_staged/{query}/"
+
+
+class StagedChanges(Sink):
+    """A serving batch's partition -> one Parquet object of its accepted changes, every one (not only
+    the newest per key), in the table's types. Idempotent by name: a rerun of the partition writes
+    the same object again, and the lake reads only batches Spark has committed."""
+
+    name = "lake"
+    # The object store not answering, or answering 5xx (minio's ServerError).
+    transient = (urllib3.exceptions.HTTPError, ServerError, ConnectionError, TimeoutError)
+
+    def __init__(self, settings: Settings, namespace: str) -> None:
+        super().__init__(namespace)
+        self.settings = settings
+        self._client: Minio | None = None
+
+    @property
+    def address(self) -> str:
+        return self.settings.s3.endpoint
+
+    def write(self, rows: pa.Table, spec: Table, token: WriteToken) -> None:
+        if self._client is None:
+            self._client = client(self.settings)
+        body = io.BytesIO()
+        pq.write_table(rows, body, compression="zstd")
+        size = body.tell()
+        body.seek(0)
+        key = f"{staged_prefix(self.namespace, token.query)}batch={token.batch_id}/part-{token.partition:05d}.parquet"
+        self._client.put_object(self.settings.s3.lake_bucket, key, body, size)
+
+    def reset(self) -> None:
+        self._client = None
+
+
+def _staged_objects(settings: Settings, namespace: str, query: str) -> dict[int, list[str]]:
+    """Staged batch id -> its objects' keys. Listed object by object: an S3 server may keep an emptied
+    folder's prefix."""
+    prefix = staged_prefix(namespace, query)
+    found: dict[int, list[str]] = {}
+    for entry in client(settings).list_objects(settings.s3.lake_bucket, prefix=prefix, recursive=True):
+        folder = entry.object_name[len(prefix):].split("/", 1)[0]
+        if folder.startswith("batch=") and folder[6:].isdigit():
+            found.setdefault(int(folder[6:]), []).append(entry.object_name)
+    return found
+
+
+def staged_batches(settings: Settings, namespace: str, query: str) -> list[int]:
+    """The serving batches of ``query`` that have changes staged (committed by Spark or not)."""
+    return sorted(_staged_objects(settings, namespace, query))
+
+
+def read_staged(spark: SparkSession, settings: Settings, namespace: str, query: str, batches: list[int],
+                spec: Table) -> DataFrame:
+    """The staged changes of ``batches`` in the table's columns. The schema is given, not inferred (no
+    job reading every footer); a column the table gained after a batch was staged reads as null."""
+    columns = [*spec.columns, (VERSION, "bigint"), (DELETED, "boolean")]
+    base = f"s3a://{settings.s3.lake_bucket}/{staged_prefix(namespace, query)}"
+    return (spark.read.schema(", ".join(f"`{c}` {t}" for c, t in columns))
+            .parquet(*[f"{base}batch={b}/" for b in batches]))
+
+
+def drop_staged(settings: Settings, namespace: str, query: str, through: int) -> None:
+    """Delete the staged changes of the batches up to ``through``: the lake holds them."""
+    store, bucket = client(settings), settings.s3.lake_bucket
+    objects = [DeleteObject(key) for batch_id, keys in _staged_objects(settings, namespace, query).items()
+               if batch_id <= through for key in keys]
+    errors = list(store.remove_objects(bucket, objects)) if objects else []
+    if errors:
+        raise OSError(f"lake staging s3://{bucket}/{staged_prefix(namespace, query)}: {len(errors)} objects not "
+                      f"deleted, the first: {errors[0]}")
 
 
 def uri(settings: Settings, namespace: str, table: str) -> str:

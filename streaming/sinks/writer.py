@@ -7,23 +7,22 @@ that holds it:
 
 1. sends its rejected rows to ``<topic>.dlq``;
 2. keeps the newest change per key (keys never span partitions, so this is the batch's fold);
-3. writes ClickHouse, Cassandra and PostgreSQL with their own clients, concurrently (one thread per
-   store; the partition ends when all of them have written, and fails if any one failed), each
-   client opened once per worker and reused across batches, each write retried by
+3. writes ClickHouse, Cassandra and PostgreSQL with their own clients and, for a live job's lake,
+   stages every accepted change (:class:`~streaming.sinks.lake.StagedChanges`), concurrently (one
+   thread per store; the partition ends when all of them have written, and fails if any one
+   failed), each client opened once per worker and reused across batches, each write retried by
    :class:`~streaming.sinks.base.Sink`'s policy and idempotent per (query, batch, partition);
 4. runs the job's per-partition ``extra`` work (e.g. features), with the same tokens.
 
-The lake is not on this path for a live job: its change history is written by the pipeline's own
-lake query (:class:`LakeWriter`, on its own trigger), so a Delta commit never delays the serving
-stores. A replay chunk (``BatchPlan.lake``) still appends its changes to the lake in the same run:
-each partition hands them back to Spark, whose Delta writer appends them as one commit per chunk
-(``txnAppId``/``txnVersion``) only after every partition has done 1-4.
+No Delta commit sits in a live job's serving batch: the job's :class:`LakeWriter` appends the
+staged changes of the batches Spark has committed every ``lake_trigger_seconds``, as one commit
+(``txnVersion`` = the newest serving batch in it). A replay chunk (``BatchPlan.lake``) appends its
+changes to the lake in the same run instead: each partition hands them back to Spark, whose Delta
+writer appends them as one commit per chunk (``txnAppId``/``txnVersion``) only after every
+partition has done 1-4; a chunk whose commit exists is skipped unrun.
 
-A batch whose Delta commit exists has therefore been written: a rerun of it appends nothing to the
-lake again. A live lake query's rerun (the process died between the Delta commit and Spark's) still
-runs, through Spark's noop sink, so its streaming state commits; a replay's committed chunk is
-skipped unrun. Nothing but per-partition counts and timings (an accumulator) returns to the driver.
-Rows with a writer schema id the decoder does not know fail the batch before any partition writes
+Nothing but per-partition counts and timings (an accumulator) returns to the driver. Rows with a
+writer schema id the decoder does not know fail the batch before any partition writes
 (:data:`decoding.guard_known`).
 """
 from __future__ import annotations
@@ -31,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -81,12 +81,14 @@ class BatchPlan:
     spec: Table
     sinks: tuple[str, ...]                     # partition sinks of this job, in PARTITION_SINKS order
     lake: bool                                 # BatchWriter appends the changes to the lake too (a replay's)
+    staged: bool = False                       # partitions stage their changes for a LakeWriter (a live job's)
     tie_break: tuple[str, ...] = ("event_id",)
     retry: RetryPolicy = RetryPolicy()
     extra: Callable[[pa.Table, PartitionContext], None] | None = None
     # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
-    # "dlq", "extra" or "partition" for all of them) wrote that batch (in that partition); "lake:<batch>"
-    # right after a lake batch's Delta commit; "served:<batch>" once every partition of a serving batch wrote.
+    # "staged" for the lake's staging, "dlq", "extra" or "partition" for all of them) wrote that batch
+    # (in that partition); "served:<batch>" once every partition of a serving batch wrote; "lake:<batch>"
+    # right after the Delta commit that took that serving batch's changes.
     crash_after: str | None = None
     crash_pids: tuple[int, ...] = ()
 
@@ -142,33 +144,50 @@ class BatchWriter:
 
 
 class LakeWriter:
-    """A live pipeline's change history: every accepted change of a lake query's batch appended to
-    the Delta table as one commit, at most once per (query, batch id).
+    """A live pipeline's change history: the changes its serving batches staged, appended to the Delta
+    table in few large commits, each serving batch's at most once.
 
-    It runs in the JVM alone (no Python worker, no shuffle of ours): the rows are already prepared,
-    and Delta's optimized write groups them by date. A batch rerun after its Delta commit (the
-    process died before Spark committed the batch) is run through the noop sink instead: Delta
-    would skip the append unrun, and the dedupe's state of that batch would never commit.
+    The serving batches' partitions stage every accepted change beside the stores
+    (:class:`~streaming.sinks.lake.StagedChanges`); :meth:`commit` (the job calls it every
+    ``lake_trigger_seconds``) appends those of the batches Spark has committed since the last call
+    as one commit, ``txnAppId`` = the serving query, ``txnVersion`` = the newest of them, then
+    deletes them. So an event is read, decoded, deduplicated and transformed once for every store,
+    a commit's files are large, and a Delta commit never delays a serving batch. A crash between
+    the commit and the deletion leaves staged batches the lake holds: they are deleted, not
+    appended again (the table's ``txnVersion`` says how far it holds).
     """
 
     def __init__(self, spark: SparkSession, plan: BatchPlan) -> None:
         self.spark, self.plan = spark, plan
         self.location = lake.ensure_table(spark, plan.settings, plan.namespace, plan.spec, plan.query)
-        # The newest batch id the lake holds for this query, read once when the query starts.
+        # The newest serving batch whose changes the lake holds (None: none yet).
         self.holds = lake.committed_batch(plan.settings, plan.namespace, plan.spec.name, plan.query)
+        self._lock = threading.Lock()  # the job's timer and its last call at a stop never overlap
+        if self.holds is not None:
+            lake.drop_staged(plan.settings, plan.namespace, plan.query, self.holds)
 
-    def write(self, batch: DataFrame, batch_id: int) -> dict:
-        """One lake batch; the changes it appended (its commit's numOutputRows) and its time."""
+    def commit(self, served: int | None) -> dict | None:
+        """Append the staged changes of the serving batches up to ``served`` (the newest Spark has
+        committed) that the lake does not hold; what it appended, or None when nothing was new."""
         plan = self.plan
-        started = time.perf_counter()
-        accepted = _typed(batch, plan.spec).where(F.col(ERROR).isNull()).select(*plan.spec.all_columns)
-        if self.holds is not None and batch_id <= self.holds:
-            accepted.write.format("noop").mode("overwrite").save()
-            return {"changes": 0, "seconds": round(time.perf_counter() - started, 3)}
-        lake.append(accepted, self.location, plan.query, batch_id)
-        maybe_crash(plan, "lake", WriteToken(plan.query, batch_id, -1))  # committed; Spark's commit not yet
-        return {"changes": lake.last_commit_rows(self.spark, self.location),
-                "seconds": round(time.perf_counter() - started, 3)}
+        with self._lock:
+            after = -1 if self.holds is None else self.holds
+            if served is None or served <= after:
+                return None
+            started = time.perf_counter()
+            batches = [b for b in lake.staged_batches(plan.settings, plan.namespace, plan.query) if after < b <= served]
+            changes = 0
+            if batches:
+                rows = lake.read_staged(self.spark, plan.settings, plan.namespace, plan.query, batches, plan.spec)
+                lake.append(rows, self.location, plan.query, served)
+                changes = lake.last_commit_rows(self.spark, self.location)
+                for batch_id in batches:  # committed; the staged objects not yet deleted
+                    maybe_crash(plan, "lake", WriteToken(plan.query, batch_id, -1))
+            self.holds = served
+            if batches:
+                lake.drop_staged(plan.settings, plan.namespace, plan.query, served)
+            return {"changes": changes, "batches": (after + 1, served),
+                    "seconds": round(time.perf_counter() - started, 3)}
 
 
 # --- on the executors ------------------------------------------------------------------------
@@ -185,10 +204,11 @@ def _sinks(plan: BatchPlan) -> dict[str, Sink]:
     makers = {"clickhouse": lambda: ClickHouseSink(plan.settings, plan.namespace),
               "cassandra": lambda: CassandraSink(plan.settings, plan.namespace),
               "postgres": lambda: PostgresSink(plan.settings, plan.namespace),
+              "staged": lambda: lake.StagedChanges(plan.settings, plan.namespace),
               "dlq": lambda: DeadLetterSink(plan.settings, plan.topic)}
     endpoints = plan.settings.model_dump_json()
     opened = {}
-    for name in (*plan.sinks, "dlq"):
+    for name in (*plan.sinks, *(["staged"] if plan.staged else []), "dlq"):
         key = (name, endpoints, plan.namespace, plan.topic)
         if key not in _open_sinks:
             _open_sinks[key] = makers[name]()
@@ -225,7 +245,10 @@ def _partition_writer(plan: BatchPlan, batch_id: int, totals) -> Callable[[Itera
         every_change = everything.filter(accepted).select(spec.all_columns)
         latest = changes.latest_per_key_arrow(every_change, list(spec.key), list(plan.tie_break))
         lap("dlq")
-        seconds.update(_write_concurrently(plan, sinks, latest, token))
+        writes = {name: (sinks[name], latest) for name in plan.sinks}
+        if plan.staged:  # even none: a rerun of the partition must replace what an earlier attempt staged
+            writes["staged"] = (sinks["staged"], every_change)
+        seconds.update(_write_concurrently(plan, writes, token))
         lap("stores")
         if plan.extra is not None:
             plan.extra(every_change, PartitionContext({n: sinks[n] for n in plan.sinks}, token, plan.retry,
@@ -240,23 +263,24 @@ def _partition_writer(plan: BatchPlan, batch_id: int, totals) -> Callable[[Itera
     return write_partition
 
 
-_threads: ThreadPoolExecutor | None = None  # per Python worker: one thread per partition sink
+_threads: ThreadPoolExecutor | None = None  # per Python worker: one thread per store
 
 
-def _write_concurrently(plan: BatchPlan, sinks: dict[str, Sink], latest: pa.Table,
+def _write_concurrently(plan: BatchPlan, writes: dict[str, tuple[Sink, pa.Table]],
                         token: WriteToken) -> dict[str, float]:
-    """The partition's newest changes into every partition sink at once; each one's seconds.
+    """Each store's rows into it, all at once (name -> (store, rows)); each one's seconds.
 
     The stores' clients wait on their servers most of the time (and release the GIL meanwhile), so
     the partition takes as long as its slowest store rather than their sum. Every write is waited
     for before a failure is raised: no write of a failed partition goes on while its retry runs.
     """
     global _threads
-    if len(plan.sinks) <= 1:
-        return {f"s.{name}": _timed_write(plan, sinks[name], name, latest, token) for name in plan.sinks}
+    if len(writes) <= 1:
+        return {f"s.{name}": _timed_write(plan, sink, name, rows, token) for name, (sink, rows) in writes.items()}
     if _threads is None:
-        _threads = ThreadPoolExecutor(len(PARTITION_SINKS), thread_name_prefix="kappa-sink")
-    running = {name: _threads.submit(_timed_write, plan, sinks[name], name, latest, token) for name in plan.sinks}
+        _threads = ThreadPoolExecutor(len(PARTITION_SINKS) + 1, thread_name_prefix="kappa-sink")
+    running = {name: _threads.submit(_timed_write, plan, sink, name, rows, token)
+               for name, (sink, rows) in writes.items()}
     wait(running.values())
     for future in running.values():
         if future.exception() is not None:
@@ -264,9 +288,9 @@ def _write_concurrently(plan: BatchPlan, sinks: dict[str, Sink], latest: pa.Tabl
     return {f"s.{name}": future.result() for name, future in running.items()}
 
 
-def _timed_write(plan: BatchPlan, sink: Sink, name: str, latest: pa.Table, token: WriteToken) -> float:
+def _timed_write(plan: BatchPlan, sink: Sink, name: str, rows: pa.Table, token: WriteToken) -> float:
     started = time.perf_counter()
-    sink.write_with_retries(latest, plan.spec, token, plan.retry)
+    sink.write_with_retries(rows, plan.spec, token, plan.retry)
     maybe_crash(plan, name, token)
     return time.perf_counter() - started
 

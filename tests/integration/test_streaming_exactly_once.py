@@ -1,6 +1,6 @@
 """Exactly-once effect: a job SIGKILLed mid-batch (after some sinks wrote, after some partitions, after
-the lake's commit, between the serving query's batch and the lake query's) and restarted leaves every
-sink exactly as an uninterrupted run over the same input, compared row for row."""
+a batch was served and staged but before the lake took it, after the lake's commit) and restarted
+leaves every sink exactly as an uninterrupted run over the same input, compared row for row."""
 import random
 import subprocess
 import sys
@@ -15,6 +15,7 @@ from schemas import contracts
 from schemas.serde import AvroSerializer
 
 from streaming.jobs.runner import JobConfig, JobRunner
+from streaming.sinks import lake
 from tests.integration import job_process, sink_contents
 from tests.integration.serving_tables import ORDERS, ORDERS_JOB, customers_dimension
 
@@ -61,12 +62,12 @@ def test_sigkill_after_some_sinks_then_restart_equals_an_uninterrupted_run(
         spark, settings, kafka_bootstrap, registry_url, cassandra_settings, clickhouse_settings, unique, tmp_path):
     topic = f"it.{unique}.eos.orders"
     produce_orders(kafka_bootstrap, registry_url, topic)
-    common = {"topic": topic, "max_offsets_per_trigger": 500, "lake_max_offsets_per_trigger": 500,
-              "checkpoint_dir": str(tmp_path / "checkpoints")}
+    common = {"topic": topic, "max_offsets_per_trigger": 500, "checkpoint_dir": str(tmp_path / "checkpoints")}
 
-    # A: killed between the serving query's batch 1 and the lake query's (the lake's next trigger is
+    # A: killed once batch 1 was served and staged, before the lake took it (the lake's next commit is
     # minutes away), again right after Cassandra wrote batch 2 (the other stores may not have), again
-    # after the lake's batch 3 commit, then restarted without the fault.
+    # right after the lake's commit that took batch 3 (its staged changes not yet deleted), then
+    # restarted without the fault.
     killed_config = {"name": f"eos-a-{unique}", "namespace": f"eos_a_{unique}", **common}
     customers_dimension(settings, killed_config["namespace"])
     served = run_job_process({**killed_config, "crash_after": "served:1", "lake_trigger_seconds": 600}, tmp_path,
@@ -74,14 +75,13 @@ def test_sigkill_after_some_sinks_then_restart_equals_an_uninterrupted_run(
     assert served.returncode == -9, served.stderr[-3000:]
     served_ids = {row["event_id"] for row in sink_contents.postgres(settings, killed_config["namespace"], ORDERS).values()}
     assert served_ids - {event_id for event_id, _ in lake_changes(settings, killed_config["namespace"])}, \
-        "the serving stores held nothing the lake lacked: the kill was not between the two queries"
-    # (Until the lake's own kill point, the lake does at most one batch per run: it cannot pass it early.)
+        "the serving stores held nothing the lake lacked: the kill was not between serving and the lake"
     killed = run_job_process({**killed_config, "crash_after": "cassandra:2", "lake_trigger_seconds": 600}, tmp_path,
                              "killed", available_now=False)
     assert killed.returncode == -9, killed.stderr[-3000:]
     pg_after_kill = sink_contents.postgres(settings, killed_config["namespace"], ORDERS)
-    # Killed again right after batch 3's Delta commit, before Spark committed batch 3: the rerun of
-    # batch 3 finds its lake commit and must still run the batch (the dedupe's state commits with it).
+    # Killed again right after the Delta commit that took batch 3: the restart finds the staged changes
+    # of batches the lake holds, and deletes them instead of appending them again.
     again = run_job_process({**killed_config, "crash_after": "lake:3"}, tmp_path, "killed-again")
     assert again.returncode == -9, again.stderr[-3000:]
     restarted = run_job_process(killed_config, tmp_path, "restarted")
@@ -99,9 +99,10 @@ def test_sigkill_after_some_sinks_then_restart_equals_an_uninterrupted_run(
     assert len(pg_after_kill) < len(b["postgres"]) or pg_after_kill != b["postgres"]  # the kill did interrupt
     for sink in ("lake", "clickhouse", "cassandra", "postgres"):
         assert a[sink] == b[sink], f"{sink} differs after the kill and restart"
-    # Every change once in the lake (batch 2 rewrote its own objects, nothing more).
+    # Every change once in the lake (batch 2 rewrote its own objects, nothing more), and nothing left staged.
     changes_a = lake_changes(settings, killed_config["namespace"])
     assert changes_a == lake_changes(settings, clean.namespace) and len(changes_a) == len(set(changes_a))
+    assert lake.staged_batches(settings, killed_config["namespace"], killed_config["name"]) == []
     # Summed features count batch 2 once: ClickHouse dropped its replayed insert by token.
     assert hourly(clickhouse_settings, killed_config["namespace"]) == hourly(clickhouse_settings, clean.namespace)
     assert sum(r[2] for r in hourly(clickhouse_settings, clean.namespace)) == 3000
@@ -119,8 +120,8 @@ def test_sigkill_after_some_partitions_then_restart_equals_an_uninterrupted_run(
         spark, settings, kafka_bootstrap, registry_url, cassandra_settings, clickhouse_settings, unique, tmp_path):
     topic = f"it.{unique}.eosp.orders"
     produce_orders(kafka_bootstrap, registry_url, topic)
-    common = {"topic": topic, "max_offsets_per_trigger": 1000, "lake_max_offsets_per_trigger": 1000,
-              "sink_partitions": 4, "checkpoint_dir": str(tmp_path / "checkpoints")}
+    common = {"topic": topic, "max_offsets_per_trigger": 1000, "sink_partitions": 4,
+              "checkpoint_dir": str(tmp_path / "checkpoints")}
 
     # A: killed once partition 1 of batch 1 wrote all of its sinks (partitions 0, 2, 3 may or may not
     # have), then restarted without the fault.
@@ -128,7 +129,7 @@ def test_sigkill_after_some_partitions_then_restart_equals_an_uninterrupted_run(
     customers_dimension(settings, killed_config["namespace"])
     killed = run_job_process({**killed_config, "crash_after": "partition:1:1"}, tmp_path, "killed")
     assert killed.returncode == -9, killed.stderr[-3000:]
-    # The lake query goes at its own pace (it may have committed any of its batches): each once.
+    # The lake commits on its own clock (it may have taken any batch served before the kill): each once.
     commits_after_kill = [v for _, v in delta_commits(spark, settings, killed_config["namespace"], "orders")]
     assert commits_after_kill == sorted(set(commits_after_kill)), commits_after_kill
     restarted = run_job_process(killed_config, tmp_path, "restarted")
@@ -143,10 +144,10 @@ def test_sigkill_after_some_partitions_then_restart_equals_an_uninterrupted_run(
     assert len(b["postgres"]) > 300
     for sink in ("lake", "clickhouse", "cassandra", "postgres"):
         assert a[sink] == b[sink], f"{sink} differs after the kill and restart"
-    # The lake's history holds each batch's version once, and the same changes as the clean run.
+    # The lake's history holds each commit's newest batch once, and the same changes as the clean run.
     commits = delta_commits(spark, settings, killed_config["namespace"], "orders")
     versions = [v for _, v in commits]
-    assert versions == sorted(set(versions)) and versions[:3] == [0, 1, 2], commits  # each batch once
+    assert versions and versions == sorted(set(versions)), commits
     assert {app for app, _ in commits} == {killed_config["name"]}
     changes_a = lake_changes(settings, killed_config["namespace"])
     assert changes_a == lake_changes(settings, clean.namespace) and len(changes_a) == len(set(changes_a))

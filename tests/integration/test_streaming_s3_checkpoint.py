@@ -57,11 +57,11 @@ def test_checkpoint_on_s3_is_resumed(spark, settings, kafka_bootstrap, registry_
         assert cur.fetchone() == (15, 15)
     pg.close()
     changes = [r["event_id"] for r in sink_contents.lake_changes(settings, namespace, ORDERS)]
-    assert len(changes) == len(set(changes)) == 15  # the lake query resumed from its own checkpoint
+    assert len(changes) == len(set(changes)) == 15  # the lake resumed where the first run left it
 
-    # Without the lake query's checkpoint its batch ids would start at 0 again, which the lake table
-    # holds already: Delta would skip them. The job refuses to start and says what to do.
-    for leftover in s3.list_objects(settings.s3.lake_bucket, f"{prefix}/{config.name}/_lake/", recursive=True):
+    # Without the checkpoint the batch ids would start at 0 again, which the lake table holds already:
+    # the lake would skip them. The job refuses to start and says what to do.
+    for leftover in s3.list_objects(settings.s3.lake_bucket, f"{prefix}/{config.name}/", recursive=True):
         s3.remove_object(settings.s3.lake_bucket, leftover.object_name)
-    with pytest.raises(JobFailed, match="lake query's checkpoint .* does not exist"):
+    with pytest.raises(JobFailed, match="the query's checkpoint .* does not exist"):
         JobRunner(ORDERS_JOB, config, settings, spark).run(available_now=True)
