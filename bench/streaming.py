@@ -139,28 +139,59 @@ def _catch_up_here(topic: str, events: int, sinks: list[str], warm_up: str | Non
     started = time.perf_counter()
     runner.run(available_now=True)
     elapsed = time.perf_counter() - started
-    cpu = {k: round(v - cpu_before[k], 1) for k, v in cpu_seconds().items()}
+    cpu = cpu_used(cpu_before)
     stages = {k for b in batches.batches for k in b} - {"rows", "foreach_batch_s"}
     return {"per_s": events / elapsed, "seconds": round(elapsed, 1),
             "partition_seconds": {k: round(sum(b.get(k, 0) for b in batches.batches), 1) for k in sorted(stages)},
             "cpu_seconds": {**cpu, "available": round(elapsed * (os.cpu_count() or 1), 1)}}
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by the whole machine (busy, all cores) and by Cassandra's server: what
-    tells a catch-up bound by the cores from one bound by waiting, and who had the cores."""
-    from stack import lifecycle
+# Which process is which, by its command line: CPU seconds per part of the stack during a run.
+# First match wins: a Spark JVM's class path names the PostgreSQL driver, so Spark comes before it.
+PROCESS_GROUPS = (("org.apache.cassandra", "cassandra"), ("kafka.Kafka", "kafka"),
+                  ("org.apache.spark.deploy.SparkSubmit", "spark_jvm"), ("weed", "s3"),
+                  ("clickhouse_server", "clickhouse"), ("postgres", "postgres"), ("schemas.registry", "registry"),
+                  ("prometheus", "prometheus"), ("pyspark.daemon", "spark_python_workers"),
+                  ("pyspark.worker", "spark_python_workers"), ("multiprocessing", "bench_producer"),
+                  ("bench/streaming.py", "bench_driver_python"))
 
+
+def _process_ticks() -> dict[int, tuple[str, int]]:
+    """pid -> (its group, its user + system clock ticks so far), for every process of the machine."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # it ended meanwhile
+            continue
+        group = next((name for needle, name in PROCESS_GROUPS if needle in command), "other")
+        found[int(entry.name)] = (group, int(stat[11]) + int(stat[12]))
+    return found
+
+
+def cpu_seconds() -> dict:
+    """CPU seconds used so far by the whole machine (busy, all cores) and each process: what tells a
+    run bound by the cores from one bound by waiting, and who had the cores (:func:`cpu_used`)."""
     tick = os.sysconf("SC_CLK_TCK")
     # user nice system idle iowait irq softirq steal: all but idle and iowait are busy
     ticks = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    used = {"machine_busy": (sum(ticks) - ticks[3] - ticks[4]) / tick}
-    # The pid file alone: status() would also run Cassandra's health check on every call.
-    pid = next(s for s in lifecycle.services(["cassandra"]) if s.name == "cassandra").pid()
-    if pid is not None:
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        used["cassandra_server"] = (int(stat[11]) + int(stat[12])) / tick  # utime, stime
-    return used
+    return {"machine_busy": (sum(ticks) - ticks[3] - ticks[4]) / tick, "processes": _process_ticks(), "tick": tick}
+
+
+def cpu_used(before: dict) -> dict[str, float]:
+    """CPU seconds since ``before`` (:func:`cpu_seconds`): the machine's, and per process group (the
+    processes alive at both ends, and those started since), largest first."""
+    after = cpu_seconds()
+    groups: dict[str, float] = {}
+    for pid, (group, ticks) in after["processes"].items():
+        was = before["processes"].get(pid)
+        used = ticks - (was[1] if was and was[0] == group else 0)
+        groups[group] = groups.get(group, 0) + used / after["tick"]
+    ranked = {k: round(v, 1) for k, v in sorted(groups.items(), key=lambda kv: -kv[1]) if v >= 0.1}
+    return {"machine_busy": round(after["machine_busy"] - before["machine_busy"], 1), **ranked}
 
 
 def _orders_rows(count: int):
@@ -426,6 +457,7 @@ def _store_lookups(namespace: str) -> dict:
         return {r.order_id: r.event_time.replace(tzinfo=timezone.utc).timestamp() * 1000 for r in rows}
 
     table: list = []
+    read_version: list = [None]
 
     def lake(ids):  # a Delta version holding the change, as the deltalake package (a reader) sees it
         if not table:
@@ -433,7 +465,10 @@ def _store_lookups(namespace: str) -> dict:
                                     storage_options=lake_sink.storage_options(settings)))
         else:
             table[0].update_incremental()
+        if table[0].version() == read_version[0]:
+            return {}  # this version held none of the ids asked: nothing new until the next commit
         rows = table[0].to_pyarrow_table(columns=["order_id", "event_time"], filters=[("order_id", "in", ids)])
+        read_version[0] = table[0].version() if rows.num_rows == 0 else None
         return {i: t.timestamp() * 1000 for i, t in zip(rows["order_id"].to_pylist(), rows["event_time"].to_pylist())}
 
     return {"postgres": postgres, "cassandra": cassandra_, "lake": lake}
@@ -479,7 +514,7 @@ def latency(rate: int, seconds: int, sinks: list[str], trigger: float = 0.5, lak
     deadline = time.monotonic() + 120 + lake_trigger
     while (visible() < produced_to or any(w.pending for w in watchers.values())) and time.monotonic() < deadline:
         time.sleep(0.2)
-    cpu = {k: round(v - cpu_before[k], 1) for k, v in cpu_seconds().items()}
+    cpu = cpu_used(cpu_before)
     progress = [p for p in runner._query.recentProgress if p["numInputRows"]]
     batches.stop()
     runner.stop()
@@ -497,7 +532,8 @@ def latency(rate: int, seconds: int, sinks: list[str], trigger: float = 0.5, lak
     result = {"rate": rate, "seconds": seconds, "sinks": sinks, "trigger_s": trigger, "lake_trigger_s": lake_trigger,
               "floor": floor, "serving": percentiles(everywhere), "stores": stores,
               "visible": visible() - first_id, "produced": produced_to - first_id,
-              "serving_batch_ms": _stage_medians(progress), "foreach_batch": batches.medians(), "cpu_seconds": cpu}
+              "serving_batch_ms": _stage_medians(progress), "foreach_batch": batches.medians(),
+              "lake_commits": batches.lake_commits, "cpu_seconds": cpu}
     if floor["p95_ms"] and result["serving"]["p95_ms"]:
         result["serving_p95_to_floor_p95"] = round(result["serving"]["p95_ms"] / floor["p95_ms"], 2)
     return result
@@ -510,10 +546,13 @@ class BatchLines(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
         self.batches: list[dict] = []
+        self.lake_commits: list[dict] = []  # the lake's commits of staged changes ("lake: ..." lines)
 
     def emit(self, record) -> None:
         if isinstance(record.msg, str) and record.msg.startswith("batch %d:"):
             self.batches.append({"rows": record.args[1], "foreach_batch_s": record.args[4], **record.args[-1]})
+        elif isinstance(record.msg, str) and record.msg.startswith("lake: %d changes"):
+            self.lake_commits.append({"changes": record.args[0], "seconds": record.args[-1]})
 
     def start(self) -> None:
         from streaming.jobs import runner as runner_module
@@ -550,6 +589,10 @@ def latency_runs(args, sinks: list[str]) -> dict:
         print(f"{run['rate']:>8,} {run['floor']['p50_ms']:>10} {run['floor']['p95_ms']:>10} "
               f"{run['serving']['p50_ms']:>12} {run['serving']['p95_ms']:>7} {run['serving']['p99_ms']:>7} "
               f"{run.get('serving_p95_to_floor_p95', '-'):>10}  {stores}")
+    for run in runs:
+        commits = ", ".join(f"{c['changes']:,} in {c['seconds']:.1f} s" for c in run["lake_commits"])
+        print(f"lake commits at {run['rate']:,}/s: {commits or 'none'}")
+        print(f"CPU seconds at {run['rate']:,}/s: " + ", ".join(f"{k} {v}" for k, v in run["cpu_seconds"].items()))
     if idle:
         print(f"an almost idle serving batch ({args.idle_rate}/s), medians: Spark's durationMs {idle['serving_batch_ms']}, "
               f"inside foreachBatch {idle['foreach_batch']}")
@@ -627,8 +670,8 @@ def main() -> None:
     for label, run in (("all four, local[2]", all_four), ("all four, local[1]", one_core),
                        ("ClickHouse + lake, local[2]", two), ("ClickHouse + lake, local[1]", two_one_core)):
         cpu = run["cpu_seconds"]
-        print(f"CPU seconds, {label}: {cpu['machine_busy']} busy of {cpu['available']} available, "
-              f"Cassandra's server {cpu.get('cassandra_server', '?')}")
+        groups = ", ".join(f"{k} {v}" for k, v in cpu.items() if k not in ("machine_busy", "available"))
+        print(f"CPU seconds, {label}: {cpu['machine_busy']} busy of {cpu['available']} available; {groups}")
     if not args.skip_latency:
         results["latency"] = latency_runs(args, sinks)
     print(json.dumps(results))

@@ -431,9 +431,12 @@ class JobRunner:
             metrics.record_lake_batch(self.config.name, result)
 
     def _lake_clock(self) -> None:
-        """The lake's commits, every ``lake_trigger_seconds`` while the query runs; a failure is kept
-        for the job's loop, which stops and restarts everything as for a failed batch."""
-        while not self._lake_stop.wait(self.config.lake_trigger_seconds):
+        """The lake's commits, one starting every ``lake_trigger_seconds`` while the query runs (at
+        once after one that took longer), like a trigger; a failure is kept for the job's loop, which
+        stops and restarts everything as for a failed batch."""
+        due = time.monotonic() + self.config.lake_trigger_seconds
+        while not self._lake_stop.wait(max(0.0, due - time.monotonic())):
+            due = max(due + self.config.lake_trigger_seconds, time.monotonic())
             try:
                 self._commit_lake()
             except BaseException as exc:  # noqa: BLE001 (handed to the job's loop)
