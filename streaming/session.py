@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from settings import Settings, get_settings
+
+SCHEDULER_POOLS = Path(__file__).with_name("scheduler_pools.xml")
 
 
 def connector_jars(settings: Settings) -> list[str]:
@@ -93,6 +96,10 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
         # "Compute snapshot" job of ~1 s before most appends, seen in Spark's event log).
         .config("spark.databricks.delta.incrementalCommit.enabled", "true")
         .config("spark.databricks.delta.setTransactionsInCrc.writeOnCommit", "true")
+        # A job's serving batches and its lake's commits share the executors: the serving batches'
+        # tasks go first (scheduler_pools.xml; a job names its pools, streaming.jobs.runner).
+        .config("spark.scheduler.mode", "FAIR")
+        .config("spark.scheduler.allocation.file", str(SCHEDULER_POOLS))
         # Stopping a query while a Python foreachBatch runs overflows the default stack.
         .config("spark.driver.extraJavaOptions", "-Xss16m")
         # Parquet that pyarrow and ClickHouse read without surprises.

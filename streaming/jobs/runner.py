@@ -283,6 +283,7 @@ class JobFailed(RuntimeError):
 
 
 _listening: set[int] = set()
+POOL = "spark.scheduler.pool"  # the fair scheduler pool (streaming/scheduler_pools.xml) of a thread's jobs
 HOLD_CHECK_S = 5.0  # how often a job held by an empty reference looks again
 VERSION_CHECK_S = 5.0  # how often a job writing a serving version asks whether a cut-over superseded it
 
@@ -418,8 +419,13 @@ class JobRunner:
                 log.warning("reference data of %s not refreshed (%s: %s); the cached data stays in use",
                             self.config.name, type(exc).__name__, str(exc).splitlines()[0][:300])
 
-        return self._start_query(prepared.writeStream.queryName(self.config.name).foreachBatch(each_batch),
-                                 self.config.checkpoint, self.config.trigger_seconds, available_now)
+        context = self.spark.sparkContext
+        context.setLocalProperty(POOL, "serving")  # the query's thread inherits it: its batches' jobs go first
+        try:
+            return self._start_query(prepared.writeStream.queryName(self.config.name).foreachBatch(each_batch),
+                                     self.config.checkpoint, self.config.trigger_seconds, available_now)
+        finally:
+            context.setLocalProperty(POOL, None)
 
     def _commit_lake(self) -> None:
         """The lake's commit of what the serving batches staged since the last one (LakeWriter.commit)."""
@@ -434,6 +440,7 @@ class JobRunner:
         """The lake's commits, one starting every ``lake_trigger_seconds`` while the query runs (at
         once after one that took longer), like a trigger; a failure is kept for the job's loop, which
         stops and restarts everything as for a failed batch."""
+        self.spark.sparkContext.setLocalProperty(POOL, "lake")  # behind the serving batches' tasks
         due = time.monotonic() + self.config.lake_trigger_seconds
         while not self._lake_stop.wait(max(0.0, due - time.monotonic())):
             due = max(due + self.config.lake_trigger_seconds, time.monotonic())
