@@ -8,8 +8,8 @@ than one per partition and date) and auto-compaction (small files of a date are 
 commit once there are enough of them).
 
 A live job's partitions do not write Delta themselves: each stages its batch's accepted changes as
-one Parquet object (:class:`StagedChanges`, ``<namespace>/_staged/<query>/batch=<id>/``, beside the
-other stores), and the job's :class:`~streaming.sinks.writer.LakeWriter` appends the staged changes
+one Parquet object (:class:`StagedChanges`, ``<namespace>/_staged/<query>/batch-<id>-part-<p>.parquet``,
+beside the other stores), and the job's :class:`~streaming.sinks.writer.LakeWriter` appends the staged changes
 of the serving batches Spark has committed as one Delta commit every ``lake_trigger_seconds``
 (``txnVersion`` = the newest serving batch in it), then deletes them. A replay chunk appends its
 changes directly (:func:`append`).
@@ -20,6 +20,7 @@ Readers: Spark (``spark.read.format("delta").load(path)``), the ``deltalake`` pa
 from __future__ import annotations
 
 import io
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,6 +37,7 @@ from streaming.tables import DELETED, VERSION, Table
 from streaming.tables.ddl import check_existing
 
 PARTITION_COLUMN = "event_date"
+_STAGED_NAME = re.compile(r"batch-(\d+)-part-(\d+)\.parquet")  # StagedChanges' objects
 TABLE_PROPERTIES = {
     "delta.autoOptimize.optimizeWrite": "true",
     "delta.autoOptimize.autoCompact": "true",
@@ -89,11 +91,16 @@ def append(changes: DataFrame, location: str, query: str, batch_id: int) -> None
      .save(location))
 
 
-def last_commit_rows(spark: SparkSession, location: str) -> int:
-    """The rows the table's newest commit wrote (its ``numOutputRows``), read from the Delta log on
-    the driver: a count of what an append wrote without counting the rows again."""
-    newest = spark.sql(f"DESCRIBE HISTORY delta.`{location}` LIMIT 1").select("operationMetrics").first()
-    return int((newest.operationMetrics or {}).get("numOutputRows", 0)) if newest else 0
+def last_append_rows(settings: Settings, namespace: str, table: str) -> int:
+    """The rows the table's newest append wrote (its commit's ``numOutputRows``), read from the Delta
+    log with ``deltalake``: a count without counting the rows again, and without a Spark query for
+    it (DESCRIBE HISTORY cost half a second a commit). An auto-compaction commit after the append
+    is passed over."""
+    from deltalake import DeltaTable
+
+    log = DeltaTable(uri(settings, namespace, table), storage_options=storage_options(settings)).history(5)
+    newest = next((c for c in log if c.get("operation") == "WRITE"), None)
+    return int((newest or {}).get("operationMetrics", {}).get("numOutputRows", 0))
 
 
 def committed_batch(settings: Settings, namespace: str, table: str, query: str) -> int | None:
@@ -146,44 +153,42 @@ class StagedChanges(Sink):
         pq.write_table(rows, body, compression="zstd")
         size = body.tell()
         body.seek(0)
-        key = f"{staged_prefix(self.namespace, token.query)}batch={token.batch_id}/part-{token.partition:05d}.parquet"
+        key = f"{staged_prefix(self.namespace, token.query)}batch-{token.batch_id}-part-{token.partition:05d}.parquet"
         self._client.put_object(self.settings.s3.lake_bucket, key, body, size)
 
     def reset(self) -> None:
         self._client = None
 
 
-def _staged_objects(settings: Settings, namespace: str, query: str) -> dict[int, list[str]]:
-    """Staged batch id -> its objects' keys. Listed object by object: an S3 server may keep an emptied
-    folder's prefix."""
+def staged(settings: Settings, namespace: str, query: str) -> dict[int, list[str]]:
+    """The serving batches of ``query`` that have changes staged (committed by Spark or not): batch id
+    -> its objects' keys. One folder for all of them: an S3 server that keeps a folder once its
+    objects are deleted (SeaweedFS does) would otherwise keep one per batch."""
     prefix = staged_prefix(namespace, query)
     found: dict[int, list[str]] = {}
-    for entry in client(settings).list_objects(settings.s3.lake_bucket, prefix=prefix, recursive=True):
-        folder = entry.object_name[len(prefix):].split("/", 1)[0]
-        if folder.startswith("batch=") and folder[6:].isdigit():
-            found.setdefault(int(folder[6:]), []).append(entry.object_name)
+    for entry in client(settings).list_objects(settings.s3.lake_bucket, prefix=prefix):
+        named = _STAGED_NAME.fullmatch(entry.object_name[len(prefix):])
+        if named:
+            found.setdefault(int(named.group(1)), []).append(entry.object_name)
     return found
 
 
 def staged_batches(settings: Settings, namespace: str, query: str) -> list[int]:
-    """The serving batches of ``query`` that have changes staged (committed by Spark or not)."""
-    return sorted(_staged_objects(settings, namespace, query))
+    return sorted(staged(settings, namespace, query))
 
 
-def read_staged(spark: SparkSession, settings: Settings, namespace: str, query: str, batches: list[int],
-                spec: Table) -> DataFrame:
-    """The staged changes of ``batches`` in the table's columns. The schema is given, not inferred (no
-    job reading every footer); a column the table gained after a batch was staged reads as null."""
+def read_staged(spark: SparkSession, settings: Settings, keys: list[str], spec: Table) -> DataFrame:
+    """Staged changes (their objects' keys) in the table's columns. The schema is given, not inferred
+    (no job reading every footer); a column the table gained after a batch was staged reads as null."""
     columns = [*spec.columns, (VERSION, "bigint"), (DELETED, "boolean")]
-    base = f"s3a://{settings.s3.lake_bucket}/{staged_prefix(namespace, query)}"
     return (spark.read.schema(", ".join(f"`{c}` {t}" for c, t in columns))
-            .parquet(*[f"{base}batch={b}/" for b in batches]))
+            .parquet(*[f"s3a://{settings.s3.lake_bucket}/{key}" for key in keys]))
 
 
 def drop_staged(settings: Settings, namespace: str, query: str, through: int) -> None:
     """Delete the staged changes of the batches up to ``through``: the lake holds them."""
     store, bucket = client(settings), settings.s3.lake_bucket
-    objects = [DeleteObject(key) for batch_id, keys in _staged_objects(settings, namespace, query).items()
+    objects = [DeleteObject(key) for batch_id, keys in staged(settings, namespace, query).items()
                if batch_id <= through for key in keys]
     errors = list(store.remove_objects(bucket, objects)) if objects else []
     if errors:

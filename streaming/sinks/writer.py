@@ -175,12 +175,14 @@ class LakeWriter:
             if served is None or served <= after:
                 return None
             started = time.perf_counter()
-            batches = [b for b in lake.staged_batches(plan.settings, plan.namespace, plan.query) if after < b <= served]
+            staged = {b: keys for b, keys in lake.staged(plan.settings, plan.namespace, plan.query).items()
+                      if after < b <= served}
+            batches = sorted(staged)
             changes = 0
             if batches:
-                rows = lake.read_staged(self.spark, plan.settings, plan.namespace, plan.query, batches, plan.spec)
+                rows = lake.read_staged(self.spark, plan.settings, [k for b in batches for k in staged[b]], plan.spec)
                 lake.append(rows, self.location, plan.query, served)
-                changes = lake.last_commit_rows(self.spark, self.location)
+                changes = lake.last_append_rows(plan.settings, plan.namespace, plan.spec.name)
                 for batch_id in batches:  # committed; the staged objects not yet deleted
                     maybe_crash(plan, "lake", WriteToken(plan.query, batch_id, -1))
             self.holds = served

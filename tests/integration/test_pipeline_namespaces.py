@@ -44,7 +44,9 @@ def _tables(settings, namespace: str) -> dict[str, set[str]]:
     cluster.shutdown()
     s3 = settings.s3
     lake = Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=s3.secure, region=s3.region)
-    prefixes = {o.object_name.split("/")[1] for o in lake.list_objects(s3.lake_bucket, prefix=f"{namespace}/")}
+    # The lake's tables; folders named _* are the namespace's own (a job's staged changes, the raw archive).
+    prefixes = {o.object_name.split("/")[1] for o in lake.list_objects(s3.lake_bucket, prefix=f"{namespace}/")
+                if not o.object_name.split("/")[1].startswith("_")}
     return {"postgres": pg, "clickhouse": clickhouse, "cassandra": cassandra, "lake": prefixes}
 
 
