@@ -321,6 +321,7 @@ class JobRunner:
         self._archive_tried = float("-inf")
         self._reference_loaded = 0.0
         self._batch_id: int | None = None
+        self._served: int | None = None        # the newest batch this process's query wrote to every store
         self._unknown: decoding.UnknownSchemaIds | None = None
         self._good_batches = 0
         self._migrated = False
@@ -407,6 +408,7 @@ class JobRunner:
                     self._note_unknown_ids(exc)
                     raise
                 maybe_crash(writer.plan, "served", WriteToken(writer.plan.query, batch_id, -1))
+                self._served = batch_id
                 self._good_batches += 1
                 self._batch_id = None
             log.info("batch %d: %d rows, %d changes, %d rejected in %.2fs %s", batch_id, result["rows"],
@@ -536,6 +538,7 @@ class JobRunner:
         if self._stop.is_set():
             with self._batch_lock:  # the batch in flight finishes first
                 self._stopping = True
+            self._await_recorded()
             self._stop_queries()
             self._last_lake_commit()
             return True
@@ -561,6 +564,18 @@ class JobRunner:
         if self._lake_failure is not None:
             self._stop_queries()
             raise self._lake_failure
+
+    def _await_recorded(self, timeout_s: float = 30.0) -> None:
+        """At a stop, until Spark recorded the last served batch in the query's commits log: it
+        writes that entry just after the batch returns, and a stop in between would leave the batch
+        out of the lake's last commit (which takes only recorded batches) and rerun it at the next
+        start."""
+        deadline = time.monotonic() + timeout_s
+        while self._served is not None and self._query is not None and self._query.isActive:
+            recorded = _last_batch(self.spark, self.config.checkpoint)
+            if (recorded is not None and recorded >= self._served) or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
     def _last_lake_commit(self) -> None:
         """At a stop: the lake takes what the last batches staged, so a stopped job's lake is complete
