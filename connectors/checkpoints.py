@@ -11,8 +11,9 @@ import json
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
+from schemas.topics import ensure_topics
 from settings import Settings
 
 DEFAULT_TOPIC = "_connector_positions"
@@ -32,16 +33,8 @@ class CheckpointStore:
         self._next_offset = 0
 
     def _ensure_topic(self) -> None:
-        admin = AdminClient(self._kafka)
-        if self.topic in admin.list_topics(timeout=30).topics:
-            return
-        future = admin.create_topics([NewTopic(self.topic, num_partitions=1, replication_factor=-1,
-                                               config={"cleanup.policy": "compact"})])[self.topic]
-        try:
-            future.result(30)
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+        ensure_topics(self._kafka, [NewTopic(self.topic, num_partitions=1, replication_factor=-1,
+                                             config={"cleanup.policy": "compact"})])
 
     def load(self) -> dict[str, Any]:
         """Every item this connector committed (replays the topic once; later calls are cached)."""

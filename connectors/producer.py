@@ -12,12 +12,13 @@ import time
 from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from connectors import metrics
 from connectors.checkpoints import CheckpointStore
 from schemas.serde import AvroSerializer, subject_for
+from schemas.topics import ensure_topics
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,17 +84,9 @@ class EventProducer:
         wanted += [dlq_topic(t) for t in wanted]
         if not wanted:
             return
-        admin = AdminClient({"bootstrap.servers": self._settings.kafka.bootstrap_servers,
-                             **self._settings.kafka.client_config})
-        existing = set(admin.list_topics(timeout=30).topics)
-        new = [NewTopic(t, num_partitions=1 if t.endswith(".dlq") else partitions, replication_factor=-1)
-               for t in wanted if t not in existing]
-        for topic, future in (admin.create_topics(new).items() if new else []):
-            try:
-                future.result(30)
-            except Exception as exc:  # created meanwhile by someone else is fine
-                if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    raise
+        ensure_topics({"bootstrap.servers": self._settings.kafka.bootstrap_servers, **self._settings.kafka.client_config},
+                      [NewTopic(t, num_partitions=1 if t.endswith(".dlq") else partitions, replication_factor=-1)
+                       for t in wanted])
         self._known_topics.update(topics)
 
     def send(self, topic: str, key: bytes | None, value: bytes | None,

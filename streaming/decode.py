@@ -8,7 +8,6 @@ registry and restarts the micro-batch (see :class:`UnknownSchemaIds`).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -33,18 +32,41 @@ def guard_known(error: Column) -> Column:
     return F.when(error.startswith(UNKNOWN_ID), F.raise_error(error)).otherwise(error)
 
 
-_UNKNOWN_ID_RAISED = re.compile(re.escape(UNKNOWN_ID) + r"(\d+)")
-
-
 def unknown_ids(failure: BaseException) -> list[int]:
-    """The writer ids that :func:`guard_known` failed a Spark job for ([] for any other failure)."""
-    condition = getattr(failure, "getCondition", lambda: None)()
-    if condition == "USER_RAISED_EXCEPTION":
-        message = (failure.getMessageParameters() or {}).get("errorMessage", "")
-    else:  # wrapped by a writer's job failure: the raised condition is in the cause's text
-        message = " ".join(line.split("[USER_RAISED_EXCEPTION]", 1)[1] for line in str(failure).splitlines()
-                           if "[USER_RAISED_EXCEPTION]" in line)
-    return sorted({int(i) for i in _UNKNOWN_ID_RAISED.findall(message)})
+    """The writer ids that :func:`guard_known` failed a Spark job for ([] for any other failure),
+    read from the error condition Spark raised (``USER_RAISED_EXCEPTION`` and its parameter),
+    wherever it sits in the chain of causes (a foreachBatch, a query, a Delta write wrap it)."""
+    ids = set()
+    for condition, parameters in _spark_errors(failure):
+        message = parameters.get("errorMessage", "")
+        if condition == "USER_RAISED_EXCEPTION" and message.startswith(UNKNOWN_ID):
+            ids.add(int(message.removeprefix(UNKNOWN_ID)))
+    return sorted(ids)
+
+
+def _spark_errors(failure: BaseException):
+    """(condition, message parameters) of every Spark error in ``failure``'s causes: the Python
+    exceptions' and, under each exception PySpark captured from the JVM, the Java ones'."""
+    seen: set[int] = set()
+    python: BaseException | None = failure
+    while python is not None and id(python) not in seen:
+        seen.add(id(python))
+        if hasattr(python, "getCondition") and python.getCondition():
+            yield python.getCondition(), dict(python.getMessageParameters() or {})
+        java = getattr(python, "_origin", None)
+        while java is not None:
+            if _is_spark_throwable(java):
+                yield java.getCondition(), dict(java.getMessageParameters())
+            java = java.getCause()
+        python = python.__cause__ or python.__context__
+
+
+def _is_spark_throwable(java) -> bool:
+    from py4j.java_gateway import is_instance_of
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    return gateway is not None and is_instance_of(gateway, java, "org.apache.spark.SparkThrowable")
 
 
 class UnknownSchemaIds(RuntimeError):

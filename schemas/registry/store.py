@@ -19,9 +19,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from schemas.registry import compatibility
+from schemas.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -195,18 +196,9 @@ class Store:
                  self.topic, len(self._versions), len(self._by_id))
 
     def _ensure_topic(self, timeout: float) -> None:
-        admin = AdminClient(self._kafka)
-        if self.topic in admin.list_topics(timeout=timeout).topics:
-            return
-        futures = admin.create_topics([NewTopic(
-            self.topic, num_partitions=1, replication_factor=-1,
-            config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
-        )])
-        try:
-            futures[self.topic].result(timeout)
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+        ensure_topics(self._kafka, [NewTopic(self.topic, num_partitions=1, replication_factor=-1,
+                                             config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"})],
+                      timeout)
 
     def _replay(self, timeout: float) -> None:
         consumer = Consumer({
