@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from stack import ports
+from settings import ports
 
 MODES = ("live", "shadow")
 STEPS = ("all", "start", "check", "wait", "cut-over", "stop-old")  # --rebuild --step: batch_replay.rebuild's steps

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from stack import ports
+from settings import ports
 
 
 def parser() -> argparse.ArgumentParser:

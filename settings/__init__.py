@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from stack import ports
+from settings import ports
 
 
 class KafkaSettings(BaseModel):

@@ -23,7 +23,7 @@ from prometheus_client import start_http_server
 
 from monitoring import targets
 from settings import get_settings
-from stack import ports
+from settings import ports
 
 NAMESPACE = "preview"
 
