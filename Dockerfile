@@ -41,12 +41,12 @@ COPY --from=spark /opt/entrypoint.sh /opt/decom.sh /opt/
 WORKDIR /opt/kappa
 COPY settings/ settings/
 COPY schemas/ schemas/
-COPY stack/ stack/
 COPY connectors/ connectors/
 COPY streaming/ streaming/
 COPY batch_replay/ batch_replay/
 COPY monitoring/ monitoring/
 # KAPPA_SPARK__JARS: the connector jars are in Spark's own folder, so a session adds none.
+# The development stack (stack/), demo/, bench/ and tests/ stay out: the product does not import them.
 # KAPPA_STACK_HOME, SPARK_LOCAL_DIRS: local state (a replay's scratch, Spark's) on the writable /tmp.
 ENV PATH=/opt/venv/bin:$PATH \
     JAVA_HOME=/usr/lib/jvm/java-17 \

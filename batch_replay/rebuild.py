@@ -26,7 +26,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from settings import Settings
-from stack.paths import stack_home
+from settings.paths import state_dir
 from streaming import checkpoints, locks
 from streaming.jobs import pipeline as pipelines
 from streaming.tables import versions
@@ -153,7 +153,7 @@ def _start(settings: Settings, path: Path, job, number: int, launch: str, echo) 
         echo(f"start the shadow job where the pipelines run, e.g. as its own SparkApplication: "
              f"python -m streaming run {path} --serving-version {number}")
         return None
-    logs = stack_home() / "logs" / "jobs"
+    logs = state_dir() / "logs" / "jobs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{job.name}.log"
     with log.open("ab") as out:  # detached: the job outlives the rebuild, as the live job
@@ -202,7 +202,7 @@ def _wait_caught_up(settings: Settings, job, process, max_lag: int, timeout_s: f
                 return
             if process is not None and process.poll() is not None:
                 raise RebuildFailed(f"the job {job.name} exited with status {process.returncode} before it caught up "
-                                    f"({behind:,} events behind); see its log under {stack_home() / 'logs' / 'jobs'}."
+                                    f"({behind:,} events behind); see its log under {state_dir() / 'logs' / 'jobs'}."
                                     " Readers still see the active version; run the rebuild again to go on from the "
                                     "job's checkpoint")
             if time.monotonic() > deadline:

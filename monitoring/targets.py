@@ -14,14 +14,14 @@ import json
 import os
 from pathlib import Path
 
+from settings.paths import state_dir
+
 
 def targets_dir() -> Path:
     configured = os.environ.get("KAPPA_PROMETHEUS_TARGETS_DIR")
     if configured is not None:
         return Path(configured)
-    from stack.paths import service_dir
-
-    return service_dir("prometheus") / "targets"
+    return state_dir() / "prometheus" / "targets"
 
 
 def announce(name: str, host: str, port: int, labels: dict[str, str]) -> Path | None:

@@ -1,16 +1,18 @@
-"""Where the stack keeps its state: one git-ignored folder, ``.stack/`` by default."""
+"""Where the stack keeps its state: one git-ignored folder, ``.stack/`` by default (the settings'
+local state folder, :func:`settings.paths.state_dir`)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from settings.paths import CHECKOUT as REPO_ROOT
+from settings.paths import state_dir
+
 STACK_DIR = Path(__file__).resolve().parent
 
 
 def stack_home() -> Path:
     """Data, logs, pid files and resolved classpaths of every service (``$KAPPA_STACK_HOME``)."""
-    return Path(os.environ.get("KAPPA_STACK_HOME", REPO_ROOT / ".stack")).resolve()
+    return state_dir()
 
 
 def service_dir(name: str) -> Path:

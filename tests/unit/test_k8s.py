@@ -4,6 +4,7 @@ read from the code itself (its argument parsers, settings models, config models,
 Dockerfile), not from a second list."""
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import json
@@ -23,6 +24,8 @@ from monitoring import endpoint
 from orchestration import config as orchestration_config
 
 REPO = Path(__file__).resolve().parents[2]
+PRODUCT = ("settings", "streaming", "connectors", "batch_replay", "monitoring", "schemas")
+DEVELOPMENT = ("stack", "demo", "bench", "tests")
 BROKEN = Path(__file__).resolve().parent / "k8s_broken"
 CREDENTIAL_FIELDS = {"password", "secret_key", "access_key", "username", "user"}
 
@@ -273,8 +276,24 @@ def test_the_images_paths_and_entry_point_exist_in_the_code() -> None:
     assert int(low) <= int(python.group(1)) < int(high)  # the image's Python is one the project supports
     pom = next(rest for instruction, rest in instructions if instruction == "COPY" and "pom.xml" in rest).split()[0]
     assert REPO / pom == REPO / "stack" / "maven" / "spark" / "pom.xml"  # the jars a local session resolves
-    for module in ("settings", "streaming", "connectors", "batch_replay", "monitoring", "schemas", "stack"):
+    for module in PRODUCT:
         assert f"{module}/" in _copied(), f"the image lacks {module}/"
+    for module in DEVELOPMENT:
+        assert f"{module}/" not in _copied(), f"the image holds the development {module}/"
+
+
+def test_the_product_does_not_import_the_development_packages() -> None:
+    """What the image leaves out (the local stack, the demo, the bench, the tests) no module of the
+    image's packages imports when it loads (a function of a development flow may, when run)."""
+    found = []
+    for package in PRODUCT:
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.parse(path.read_text()).body:
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                found += [f"{path.relative_to(REPO)}:{node.lineno} imports {name}" for name in names
+                          if name.split(".")[0] in DEVELOPMENT]
+    assert found == []
 
 
 def _pod_labels(rendered, target: str) -> list[tuple[str, dict, set[str]]]:

@@ -1,0 +1,14 @@
+"""Where a process keeps local state: the development stack's servers (their data, logs and pid
+files), the Prometheus file-discovery targets of the processes it scrapes, the logs of jobs a
+rebuild starts. One folder, ``.stack/`` in the checkout, or ``$KAPPA_STACK_HOME`` (a pod's /tmp).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("KAPPA_STACK_HOME", CHECKOUT / ".stack")).resolve()
