@@ -108,7 +108,7 @@ class SparkSettings(BaseModel):
     # SparkSubmitOperator) the command line's --master, --jars and driver address hold instead.
     master: str = "local[2]"
     # Connector jars (Kafka, Avro, s3a, JDBC): on the driver's class path with a local master, else
-    # shipped as spark.jars. None: the local stack resolves them from Maven Central.
+    # shipped as spark.jars. None: those `make up` resolved from Maven Central (.stack/spark-local.json).
     jars: list[str] | None = None
     # Extra spark.* properties, e.g. {"spark.executor.memory": "4g"}.
     conf: dict[str, str] = {}

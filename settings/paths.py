@@ -12,3 +12,9 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 
 def state_dir() -> Path:
     return Path(os.environ.get("KAPPA_STACK_HOME", CHECKOUT / ".stack")).resolve()
+
+
+def local_spark() -> Path:
+    """What ``make up`` resolved for a SparkSession on this machine (JSON: ``jars``, ``java_home``),
+    used where the settings name no jars (``spark.jars``) and no ``JAVA_HOME`` is set."""
+    return state_dir() / "spark-local.json"

@@ -6,6 +6,7 @@ end of its log, and the command exits non-zero.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -16,9 +17,11 @@ from stack.alertmanager import Alertmanager
 from stack.cassandra import Cassandra
 from stack.clickhouse import ClickHouse
 from stack.kafka import Kafka
+from settings.paths import local_spark
 from stack.paths import stack_home
 from stack.postgres import Postgres
 from stack.process import ServiceError
+from stack.provision import java17_home
 from stack.prometheus import Prometheus
 from stack.registry import SchemaRegistry
 from stack.s3 import S3
@@ -58,7 +61,9 @@ def up(names: Sequence[str] = (), echo=print) -> list[str]:
     echo(f"stack home: {stack_home()}")
     if not names:
         try:
-            connector_jars()  # the SparkSession's jars, so tests and jobs start without network
+            # The SparkSession's jars and Java, so tests and jobs start without network (streaming/session.py).
+            local_spark().parent.mkdir(parents=True, exist_ok=True)
+            local_spark().write_text(json.dumps({"jars": connector_jars(), "java_home": str(java17_home())}))
             echo(f"  {'spark-jars':<16} ready (resolved from Maven Central into ~/.m2)")
         except ServiceError as exc:
             failures["spark-jars"] = str(exc)

@@ -1,6 +1,7 @@
 """The SparkSession every job, replay and test uses, wired to Kafka, Avro, Delta, S3 (s3a) and JDBC."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -8,17 +9,31 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from settings import Settings, get_settings
+from settings.paths import local_spark
 
 SCHEDULER_POOLS = Path(__file__).with_name("scheduler_pools.xml")
 
 
+class LocalSparkMissing(RuntimeError):
+    """No connector jars configured and none resolved on this machine."""
+
+
+def _local_spark() -> dict:
+    path = local_spark()
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LocalSparkMissing(
+            f"Spark's connector jars (Kafka, Avro, s3a, JDBC) are not configured (spark.jars, KAPPA_SPARK__JARS) "
+            f"and this machine has not resolved them ({path} is missing): run `make up` (python -m stack up), "
+            "or set spark.jars to their paths") from None
+
+
 def connector_jars(settings: Settings) -> list[str]:
-    """Explicit ``spark.jars`` if configured, else the local stack's Maven-resolved connectors."""
+    """Explicit ``spark.jars`` if configured, else the connectors ``make up`` resolved from Maven Central."""
     if settings.spark.jars is not None:
         return settings.spark.jars
-    from stack.spark import connector_jars as resolved
-
-    return resolved()
+    return _local_spark()["jars"]
 
 
 def under_spark_submit() -> bool:
@@ -39,10 +54,8 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
     s3 = settings.s3
     builder = SparkSession.builder.appName(app_name)
     if not under_spark_submit():
-        if "JAVA_HOME" not in os.environ:
-            from stack.provision import java17_home
-
-            os.environ["JAVA_HOME"] = str(java17_home())
+        if "JAVA_HOME" not in os.environ and local_spark().exists():
+            os.environ["JAVA_HOME"] = _local_spark()["java_home"]  # the Java 17 the stack's servers run on
         # Executors run the sinks in Python workers: the same interpreter (and packages) as the driver.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         jars = connector_jars(settings)
