@@ -78,8 +78,10 @@ dashboards-preview: up
 	$(PY) -m monitoring preview --minutes "$(or $(MINUTES),30)" --out docs/dashboards $(if $(SCENARIO),--scenario)
 
 # Also part of `make test` (tests/unit/test_k8s.py). kustomize and kubectl-validate are built with
-# `go install` into .stack/cache/go the first time (~3 min), the CRDs come from the Go module proxy.
+# `go install` into .stack/cache/go the first time (~3 min) by `python -m stack k8s-tools`, the CRDs
+# come from the Go module proxy.
 k8s-validate: venv
+	$(PY) -m stack k8s-tools
 	$(PY) -m k8s validate
 
 k8s-generate: venv

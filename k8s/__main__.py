@@ -33,12 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from k8s import validate as validation
-    from stack.process import ServiceError
 
     try:
         paths = args.paths or validation.targets() + validation.standalone()
         problems = validation.validate(paths)
-    except ServiceError as exc:
+    except validation.ValidatorFailed as exc:
         print(f"python -m k8s validate: {exc}", file=sys.stderr)
         return 1
     for problem in problems:

@@ -3,8 +3,9 @@
 Rendering is kustomize's own (``kustomize build``); validation is kubectl-validate, the SIG-CLI
 validator that runs the API server's validation code on the Kubernetes OpenAPI schemas it carries
 and on CRDs given to it: here the Spark operator's and the Prometheus operator's, at the versions
-below. All three come from the Go module proxy (``go install``, ``go mod download``) into the
-stack's cache, so the second run asks no registry. No cluster is needed.
+below. All three come from the Go module proxy (``go install``, ``go mod download``): the
+development stack provisions them once into its cache (``python -m stack k8s-tools``, which
+``make k8s-validate`` runs first), and this module runs them from there. No cluster is needed.
 
 A problem is reported at its source: the file the object came from (kustomize's origin
 annotation, ``buildMetadata: [originAnnotations]``), the object (kind/name) and the field.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -21,9 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from stack.paths import stack_home
-from stack.process import ServiceError
-from stack.provision import go_binary, go_module_dir
+from settings.paths import go_tool, state_dir
 
 HERE = Path(__file__).resolve().parent
 KUSTOMIZE = ("sigs.k8s.io/kustomize/kustomize/v5", "v5.7.1", "kustomize")
@@ -61,23 +59,31 @@ class Problem:
         return f"{self.source}: {self.object}: {self.field}: {self.message}"
 
 
-def _crd_dir() -> Path:
-    wanted = repr(CRDS).encode()
-    folder = stack_home() / "cache" / f"k8s-crds-{hashlib.sha256(wanted).hexdigest()[:12]}"
-    if folder.is_dir():
-        return folder
-    staging = folder.with_suffix(".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for module, version, files in CRDS:
-        root = go_module_dir(module, version)
-        for name in files:
-            source = root / name
-            if not source.exists():
-                raise ServiceError(f"{module}@{version} has no {name}: the CRD moved; update k8s/validate.py's CRDS")
-            (staging / source.name).write_bytes(source.read_bytes())  # the module cache is read-only
-    staging.rename(folder)
-    return folder
+class ValidatorFailed(RuntimeError):
+    """kustomize, kubectl-validate or the CRDs are not provisioned, or kubectl-validate gave no report:
+    nothing was checked (not a problem found in a manifest)."""
+
+
+class RenderFailed(RuntimeError):
+    """kustomize could not build a kustomization: reported as a problem of that kustomization."""
+
+
+def tool(spec: tuple[str, str, str]) -> Path:
+    """Where ``spec`` (module, version, name) is built (:func:`settings.paths.go_tool`)."""
+    module, version, name = spec
+    return go_tool(name, version)
+
+
+def crd_dir() -> Path:
+    """Where the CRDs of :data:`CRDS` are kept, named by what they are."""
+    return state_dir() / "cache" / f"k8s-crds-{hashlib.sha256(repr(CRDS).encode()).hexdigest()[:12]}"
+
+
+def _provisioned(path: Path) -> Path:
+    if not path.exists():
+        raise ValidatorFailed(f"{path} is not there: provision kustomize, kubectl-validate and the CRDs with "
+                           "`python -m stack k8s-tools` (make k8s-validate runs it)")
+    return path
 
 
 def relative(path: Path) -> str:
@@ -89,11 +95,11 @@ def relative(path: Path) -> str:
 
 
 def render(target: Path, kustomize: Path | None = None) -> list[dict]:
-    """The objects ``kustomize build target`` makes; ServiceError with kustomize's message if it cannot."""
-    kustomize = kustomize or go_binary(*KUSTOMIZE)
+    """The objects ``kustomize build target`` makes; RenderFailed with kustomize's message if it cannot."""
+    kustomize = kustomize or _provisioned(tool(KUSTOMIZE))
     result = subprocess.run([str(kustomize), "build", str(target)], capture_output=True, text=True)
     if result.returncode != 0:
-        raise ServiceError(f"{relative(target)}: kustomize build failed: {result.stderr.strip()}")
+        raise RenderFailed(f"{relative(target)}: kustomize build failed: {result.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
@@ -109,20 +115,20 @@ def _name(obj: dict) -> str:
 
 def check(objects: list[tuple[str, dict]]) -> list[Problem]:
     """kubectl-validate on each (source, object); the problems, at their sources."""
-    tool = go_binary(*KUBECTL_VALIDATE)
-    crds = _crd_dir()
+    validator = _provisioned(tool(KUBECTL_VALIDATE))
+    crds = _provisioned(crd_dir())
     with tempfile.TemporaryDirectory(prefix="kappa-k8s-") as tmp:
         files: dict[str, tuple[str, dict]] = {}
         for index, (source, obj) in enumerate(objects):
             path = Path(tmp) / f"{index:03d}.yaml"
             path.write_text(yaml.safe_dump(obj, sort_keys=False))
             files[str(path)] = (source, obj)
-        result = subprocess.run([str(tool), tmp, "--local-crds", str(crds), "--version", KUBERNETES_VERSION,
+        result = subprocess.run([str(validator), tmp, "--local-crds", str(crds), "--version", KUBERNETES_VERSION,
                                  "-o", "json"], capture_output=True, text=True)
         try:
             report = json.loads(result.stdout)
         except json.JSONDecodeError:
-            raise ServiceError(f"kubectl-validate gave no report (status {result.returncode}): "
+            raise ValidatorFailed(f"kubectl-validate gave no report (status {result.returncode}): "
                                f"{(result.stderr or result.stdout).strip()[-2000:]}") from None
     problems = []
     for path, answers in report.items():
@@ -138,7 +144,7 @@ def check(objects: list[tuple[str, dict]]) -> list[Problem]:
 
 def validate(paths: list[Path] | None = None) -> list[Problem]:
     """Render ``paths`` (default: every target) and check every object; the problems (none: valid)."""
-    kustomize = go_binary(*KUSTOMIZE)
+    kustomize = _provisioned(tool(KUSTOMIZE))
     objects: list[tuple[str, dict]] = []
     problems: list[Problem] = []
     for target in paths if paths is not None else targets() + standalone():
@@ -147,6 +153,6 @@ def validate(paths: list[Path] | None = None) -> list[Problem]:
             continue
         try:
             objects.extend((_source(target, obj), obj) for obj in render(target, kustomize))
-        except ServiceError as exc:
+        except RenderFailed as exc:
             problems.append(Problem(relative(target / "kustomization.yaml"), "-", "-", str(exc)))
     return problems + (check(objects) if objects else [])

@@ -14,6 +14,12 @@ def state_dir() -> Path:
     return Path(os.environ.get("KAPPA_STACK_HOME", CHECKOUT / ".stack")).resolve()
 
 
+def go_tool(name: str, version: str) -> Path:
+    """Where a tool built with ``go install`` from the Go module proxy is kept (``stack/provision.py``
+    builds it there; the k8s validator and the stack's Prometheus run it from there)."""
+    return state_dir() / "cache" / "go" / f"{name}-{version}" / name
+
+
 def local_spark() -> Path:
     """What ``make up`` resolved for a SparkSession on this machine (JSON: ``jars``, ``java_home``),
     used where the settings name no jars (``spark.jars``) and no ``JAVA_HOME`` is set."""

@@ -3,6 +3,9 @@
 ``python -m stack airflow <args>`` runs Airflow's CLI against the stack's Airflow, e.g. ``airflow
 dags trigger backfill --conf '{"from": "2026-12-01"}'``.
 
+``python -m stack k8s-tools`` provisions what ``python -m k8s validate`` runs (kustomize,
+kubectl-validate, the operators' CRDs) from the Go module proxy.
+
 ``python -m stack kafka-tool <tool> <args>`` runs one of Kafka's admin tools (what the release
 tarball's ``bin/kafka-<tool>.sh`` runs) from the stack's jars, e.g. ``kafka-tool consumer-groups
 --describe --group orders``."""
@@ -22,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["airflow"] and argv[1:]:
         return _airflow_cli(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "status", "down", "clean"])
+    parser.add_argument("command", choices=["up", "status", "down", "clean", "k8s-tools"])
     parser.add_argument("services", nargs="*", help="only these services (and what they depend on)")
     args = parser.parse_args(argv)
     try:
@@ -36,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "clean":
             lifecycle.clean()
+            return 0
+        if args.command == "k8s-tools":
+            from stack import k8s_tools
+
+            k8s_tools.provision()
             return 0
         rows = lifecycle.status(args.services)
         print(f"{'service':<16} {'state':<6} {'port':<6} {'pid':<8} log")

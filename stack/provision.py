@@ -14,6 +14,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from settings.paths import go_tool
 from stack.paths import STACK_DIR, stack_home
 from stack.process import ServiceError
 
@@ -101,8 +102,8 @@ def maven_classpath(component: str) -> list[str]:
 def go_binary(module: str, version: str, name: str) -> Path:
     """``go install <module>@<version>`` from the Go module proxy, once, into the stack's cache;
     the binary's path. Built, not downloaded: no vendor release is fetched."""
-    folder = stack_home() / "cache" / "go" / f"{name}-{version}"
-    binary = folder / name
+    binary = go_tool(name, version)
+    folder = binary.parent
     if binary.exists():
         return binary
     go = shutil.which("go")

@@ -22,6 +22,7 @@ from connectors.runtime import parser as connector_parser
 from k8s import generate, validate
 from monitoring import endpoint
 from orchestration import config as orchestration_config
+from stack import k8s_tools
 
 REPO = Path(__file__).resolve().parents[2]
 PRODUCT = ("settings", "streaming", "connectors", "batch_replay", "monitoring", "schemas")
@@ -56,6 +57,12 @@ def _copied() -> list[str]:
         if instruction == "COPY" and not rest.startswith("--from"):
             sources.extend(rest.split()[:-1])
     return sources
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _validator_tools() -> None:
+    """kustomize, kubectl-validate and the CRDs, provisioned by the development stack (once; cached)."""
+    k8s_tools.provision()
 
 
 @pytest.fixture(scope="module")
