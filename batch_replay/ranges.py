@@ -211,9 +211,9 @@ def resolve_archive(spark, location: str, topic: str, start: Bound, end: Bound) 
         rows = rows.where(F.col("timestamp") >= F.lit(start))
     if isinstance(end, datetime):
         rows = rows.where(F.col("timestamp") < F.lit(end))
-    # Planning, on the driver: one row per Kafka partition (its first and last archived offset), never
-    # records; the executors aggregate, so what is collected is bounded by the topic's partition count.
     bounds = rows.groupBy("partition").agg(F.min("offset").alias("first"), F.max("offset").alias("last"))
+    # Planning, on the driver: the executors aggregate, and what comes back is one row per Kafka
+    # partition (its first and last archived offset), never records: bounded by the partition count.
     found = {r["partition"]: (r["first"], r["last"] + 1) for r in bounds.collect()}
     if not found:
         raise ReplayRefused(f"the raw archive at {location} holds no record of {topic} in the range")

@@ -19,21 +19,21 @@ class LocalSparkMissing(RuntimeError):
 
 
 def _local_spark() -> dict:
+    """What ``make up`` resolved on this machine ({} when it has not run)."""
     path = local_spark()
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise LocalSparkMissing(
-            f"Spark's connector jars (Kafka, Avro, s3a, JDBC) are not configured (spark.jars, KAPPA_SPARK__JARS) "
-            f"and this machine has not resolved them ({path} is missing): run `make up` (python -m stack up), "
-            "or set spark.jars to their paths") from None
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
-def connector_jars(settings: Settings) -> list[str]:
+def connector_jars(settings: Settings, local: dict) -> list[str]:
     """Explicit ``spark.jars`` if configured, else the connectors ``make up`` resolved from Maven Central."""
     if settings.spark.jars is not None:
         return settings.spark.jars
-    return _local_spark()["jars"]
+    if "jars" not in local:
+        raise LocalSparkMissing(
+            f"Spark's connector jars (Kafka, Avro, s3a, JDBC) are not configured (spark.jars, KAPPA_SPARK__JARS) "
+            f"and this machine has not resolved them ({local_spark()} is missing): run `make up` (python -m stack "
+            "up), or set spark.jars to their paths")
+    return local["jars"]
 
 
 def under_spark_submit() -> bool:
@@ -54,11 +54,12 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
     s3 = settings.s3
     builder = SparkSession.builder.appName(app_name)
     if not under_spark_submit():
-        if "JAVA_HOME" not in os.environ and local_spark().exists():
-            os.environ["JAVA_HOME"] = _local_spark()["java_home"]  # the Java 17 the stack's servers run on
+        local = _local_spark()
+        if "JAVA_HOME" not in os.environ and "java_home" in local:
+            os.environ["JAVA_HOME"] = local["java_home"]  # the Java 17 the stack's servers run on
         # Executors run the sinks in Python workers: the same interpreter (and packages) as the driver.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        jars = connector_jars(settings)
+        jars = connector_jars(settings, local)
         builder = (builder.master(settings.spark.master)
                    .config("spark.driver.host", "127.0.0.1")
                    .config("spark.driver.bindAddress", "127.0.0.1"))
