@@ -39,7 +39,7 @@ RUN apt-get update \
 COPY --from=python /opt/venv /opt/venv
 COPY --from=spark /opt/entrypoint.sh /opt/decom.sh /opt/
 WORKDIR /opt/kappa
-COPY settings/ settings/
+COPY kappa/ kappa/
 COPY schemas/ schemas/
 COPY connectors/ connectors/
 COPY streaming/ streaming/
@@ -62,4 +62,4 @@ USER 10001
 # Spark's entry point starts a driver or executor when the Spark operator asks for one, and any
 # other command (a connector's, a replay's) as it is, under tini.
 ENTRYPOINT ["/opt/entrypoint.sh"]
-CMD ["python", "-m", "streaming", "--help"]
+CMD ["python", "-m", "kappa", "--help"]

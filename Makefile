@@ -4,7 +4,9 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+KAPPA  := $(VENV)/bin/kappa
 PYTEST_ARGS ?=
+PIPELINE ?= $(JOB)
 
 .PHONY: help venv up airflow status down clean demo test test-unit schemas-check backfill rebuild dashboards dashboards-preview k8s-validate k8s-generate
 
@@ -18,8 +20,8 @@ help:
 	@echo "make clean      stop every service and delete its data"
 	@echo "make test-unit  only the tests that need no server"
 	@echo "make schemas-check  validate schemas/avro/*.avsc and register them (fails on an incompatible change)"
-	@echo "make backfill FROM=.. TO=.. [JOB=..] [MODE=live|shadow] [DRY_RUN=1]  replay pipelines over a range (python -m batch_replay --help)"
-	@echo "make rebuild JOB=..  the Kappa rebuild: a second live job into a new version, cut-over at lag 0"
+	@echo "make backfill FROM=.. TO=.. [PIPELINE=..] [MODE=live|shadow] [DRY_RUN=1]  replay pipelines over a range (kappa backfill --help)"
+	@echo "make rebuild PIPELINE=..  the Kappa rebuild: a second live job into a new version, cut-over at lag 0 (kappa rebuild --help)"
 	@echo "make dashboards  write monitoring/grafana/dashboards/*.json from their code"
 	@echo "make dashboards-preview [MINUTES=30] [SCENARIO=1]  draw the dashboards from the local Prometheus into docs/dashboards/*.png"
 	@echo "make k8s-validate  render every k8s/ overlay with kustomize and validate it offline (Kubernetes + CRD schemas)"
@@ -57,18 +59,18 @@ demo: up
 test: up
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# make backfill FROM=2026-12-01 TO=2026-12-02 [JOB=orders] [MODE=live|shadow] [SOURCE=kafka|lake] [DRY_RUN=1]
+# make backfill FROM=2026-12-01 TO=2026-12-02 [PIPELINE=orders] (JOB= is the same) [MODE=live|shadow] [SOURCE=kafka|lake] [DRY_RUN=1]
 #   [NO_CUT_OVER=1] (shadow: build the version, leave readers on the active one)
 #   [METRICS_PORT=19309] (its progress on /metrics while it runs; the dashboard's replay panels)
 backfill: up
-	$(PY) -m batch_replay --from "$(FROM)" --to "$(or $(TO),latest)" --mode "$(or $(MODE),live)" \
-	  --source "$(or $(SOURCE),kafka)" $(if $(JOB),--job "$(JOB)") $(if $(DRY_RUN),--dry-run) \
+	$(KAPPA) backfill --from "$(FROM)" --to "$(or $(TO),latest)" --mode "$(or $(MODE),live)" \
+	  --source "$(or $(SOURCE),kafka)" $(if $(PIPELINE),--pipeline "$(PIPELINE)") $(if $(DRY_RUN),--dry-run) \
 	  $(if $(NO_CUT_OVER),--no-cut-over) $(if $(DRY_RUN),,--metrics-port "$(or $(METRICS_PORT),19309)") $(BACKFILL_ARGS)
 
-# make rebuild JOB=orders [LAUNCH=none] [MAX_LAG=0]: the Kappa rebuild (README, "The Kappa rebuild")
+# make rebuild PIPELINE=orders [LAUNCH=none] [MAX_LAG=0]: the Kappa rebuild (README, "The Kappa rebuild")
 rebuild: up
-	@test -n "$(JOB)" || { echo "make rebuild: JOB=<pipeline> is required (e.g. JOB=orders)" >&2; exit 2; }
-	$(PY) -m batch_replay --rebuild --job "$(JOB)" --launch "$(or $(LAUNCH),local)" --max-lag "$(or $(MAX_LAG),0)" \
+	@test -n "$(PIPELINE)" || { echo "make rebuild: PIPELINE=<pipeline> is required (e.g. PIPELINE=orders)" >&2; exit 2; }
+	$(KAPPA) rebuild --pipeline "$(PIPELINE)" --launch "$(or $(LAUNCH),local)" --max-lag "$(or $(MAX_LAG),0)" \
 	  $(BACKFILL_ARGS)
 
 dashboards: venv

@@ -22,12 +22,13 @@ from datetime import datetime, timezone
 
 from confluent_kafka import Consumer, TopicPartition
 
-from settings import Settings
+from kappa.settings import Settings
+from kappa.errors import Refused
 
 Bound = datetime | str | dict[int, int]  # a time, "earliest"/"latest", or partition -> offset
 
 
-class ReplayRefused(ValueError):
+class ReplayRefused(Refused, ValueError):
     """A replay that must not start; the message says what to do instead."""
 
 

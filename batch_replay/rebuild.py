@@ -3,11 +3,11 @@ from the earliest offset Kafka retains, with its own checkpoint; once it has cau
 topic, readers are cut over to it, and the old job stops by itself (its version became a previous
 one, which it checks every few seconds).
 
-    python -m batch_replay --job orders --rebuild [--launch local|none] [--max-lag 0]
-    python -m batch_replay --job orders --rebuild --step start|check|wait|cut-over|stop-old
+    kappa rebuild --pipeline orders [--launch local|none] [--max-lag 0]
+    kappa rebuild --pipeline orders --step start|check|wait|cut-over|stop-old
 
-``--launch local`` starts the shadow job on this machine as a detached process (``python -m
-streaming run <file> --serving-version N``, its log under ``.stack/logs/jobs/``); it goes on as the
+``--launch local`` starts the shadow job on this machine as a detached process (``kappa run
+<file> --serving-version N``, its log under ``.stack/logs/jobs/``); it goes on as the
 live job after the cut-over. ``--launch none`` waits for a shadow job started elsewhere with the
 same arguments (on Kubernetes, its own SparkApplication). The job's position is read from its
 checkpoint (:mod:`streaming.checkpoints`), its lag against the topic's end offsets. The rebuild
@@ -25,17 +25,18 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from settings import Settings
-from settings.paths import state_dir
+from kappa.settings import Settings
+from kappa.settings.paths import state_dir
 from streaming import checkpoints, locks
 from streaming.jobs import pipeline as pipelines
 from streaming.tables import versions
+from kappa.errors import KappaError
 
 LAUNCHES = ("local", "none")
 STOP_WAIT_S = 60.0  # how long the rebuild waits for the old job to stop after the cut-over
 
 
-class RebuildFailed(RuntimeError):
+class RebuildFailed(KappaError, RuntimeError):
     """The rebuild stopped before its cut-over; the message says what stands and what to do."""
 
 
@@ -115,7 +116,7 @@ def _pending(settings: Settings, pipeline) -> versions.Version:
     shadows = [v for v in versions.listing(settings, pipeline.namespace, pipeline.name) if v.state == "shadow"]
     if not shadows:
         raise RebuildFailed(f"{pipeline.name} in {pipeline.namespace} has no shadow version: start the rebuild "
-                            "first (--rebuild --step start)")
+                            "first (kappa rebuild --step start)")
     return max(shadows, key=lambda v: v.number)
 
 
@@ -141,7 +142,7 @@ def _cut_over(settings: Settings, pipeline, number: int, echo) -> None:
 
 def command(path: Path, number: int) -> list[str]:
     """The shadow job's command line (the same on any machine or pod with the platform installed)."""
-    return [sys.executable, "-m", "streaming", "run", str(path), "--serving-version", str(number)]
+    return [sys.executable, "-m", "kappa", "run", str(path), "--serving-version", str(number)]
 
 
 def _start(settings: Settings, path: Path, job, number: int, launch: str, echo) -> subprocess.Popen | None:
@@ -151,7 +152,7 @@ def _start(settings: Settings, path: Path, job, number: int, launch: str, echo) 
         return None
     if launch == "none":
         echo(f"start the shadow job where the pipelines run, e.g. as its own SparkApplication: "
-             f"python -m streaming run {path} --serving-version {number}")
+             f"kappa run {path} --serving-version {number}")
         return None
     logs = state_dir() / "logs" / "jobs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ from pyspark.sql import functions as F
 
 from batch_replay import metrics
 from batch_replay.ranges import PartitionRange, ReplayRange, offsets_json
-from settings import Settings
+from kappa.settings import Settings
 from streaming import decode as decoding
 from streaming import sources
 from streaming.jobs.pipeline import Pipeline

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.streaming import OrderProducer, cpu_seconds, orders_pipeline  # noqa: E402
-from settings import get_settings  # noqa: E402
+from kappa.settings import get_settings  # noqa: E402
 
 SINKS = ["clickhouse", "cassandra", "postgres"]
 

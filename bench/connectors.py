@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 
-from settings import get_settings  # noqa: E402
+from kappa.settings import get_settings  # noqa: E402
 
 
 def read_raw(topic: str, limit: int) -> list[tuple[bytes | None, bytes | None]]:

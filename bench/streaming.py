@@ -46,7 +46,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: E402
 
 from schemas import contracts  # noqa: E402
 from schemas.serde import AvroSerializer  # noqa: E402
-from settings import get_settings  # noqa: E402
+from kappa.settings import get_settings  # noqa: E402
 
 
 class OrderProducer:

@@ -14,12 +14,13 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from schemas.topics import ensure_topics
-from settings import Settings
+from kappa.settings import Settings
+from kappa.errors import KappaError
 
 DEFAULT_TOPIC = "_connector_positions"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(KappaError, RuntimeError):
     pass
 
 

@@ -19,12 +19,13 @@ from connectors import metrics
 from connectors.checkpoints import CheckpointStore
 from schemas.serde import AvroSerializer, subject_for
 from schemas.topics import ensure_topics
-from settings import Settings
+from kappa.settings import Settings
+from kappa.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
 
-class DeliveryFailed(RuntimeError):
+class DeliveryFailed(Unavailable, RuntimeError):
     """Kafka did not acknowledge some events; the source position must not advance."""
 
 

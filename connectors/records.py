@@ -13,12 +13,13 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timezone
 from typing import Any
+from kappa.errors import Refused
 
 ENVELOPE_FIELDS = ("event_id", "event_time", "source")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-class InvalidRecord(ValueError):
+class InvalidRecord(Refused, ValueError):
     """A source record that does not fit the contract; the message is the reason."""
 
 

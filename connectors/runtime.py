@@ -2,7 +2,6 @@
 the health its probes answer (monitoring/endpoint.py)."""
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -14,6 +13,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 from pythonjsonlogger.json import JsonFormatter
 
+from kappa.errors import Refused
 from monitoring.endpoint import Health
 
 C = TypeVar("C", bound=BaseModel)
@@ -49,31 +49,23 @@ def load_config(path: Path, model: type[C]) -> C:
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise SystemExit(f"config file {path} does not exist") from None
+        raise Refused(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
-        raise SystemExit(f"config file {path} is not valid TOML: {exc}") from None
+        raise Refused(f"config file {path} is not valid TOML: {exc}") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise SystemExit(f"config file {path}:\n{exc}") from None
+        raise Refused(f"config file {path}:\n{exc}") from None
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """Every connector's command line (``python -m connectors.<name> --config <file>.toml``)."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", type=Path, required=True, help="the connector's TOML config file")
-    parser.add_argument("--log-level", default="INFO")
-    return parser
-
-
-def main(description: str, config_model: type[ConnectorConfig], connector_class) -> None:
-    """The whole life of a connector process: config, logs, metrics endpoint, run until SIGTERM."""
+def run(config_file: Path, log_level: str, config_model: type[ConnectorConfig], connector_class) -> None:
+    """The whole life of a connector process (``kappa connector <kind>``): config, logs, metrics
+    endpoint, run until SIGTERM."""
     from connectors import metrics
-    from settings import get_settings
+    from kappa.settings import get_settings
 
-    args = parser(description).parse_args()
-    config = load_config(args.config, config_model)
-    configure_logging(config.name, args.log_level)
+    config = load_config(config_file, config_model)
+    configure_logging(config.name, log_level)
     settings = get_settings()
     stop = StopFlag(Health(config.stall_after_s)).install()
     metrics.start(config.name)

@@ -24,7 +24,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from schemas import contracts
 from schemas.serde import AvroSerializer
-from settings import get_settings
+from kappa.settings import get_settings
 
 TOPIC = "shop.api.orders"
 T0 = 1_795_651_200_000  # 2026-11-26T00:00:00Z

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from settings.paths import go_tool, state_dir
+from kappa.settings.paths import go_tool, state_dir
 
 HERE = Path(__file__).resolve().parent
 KUSTOMIZE = ("sigs.k8s.io/kustomize/kustomize/v5", "v5.7.1", "kustomize")
@@ -69,7 +69,7 @@ class RenderFailed(RuntimeError):
 
 
 def tool(spec: tuple[str, str, str]) -> Path:
-    """Where ``spec`` (module, version, name) is built (:func:`settings.paths.go_tool`)."""
+    """Where ``spec`` (module, version, name) is built (:func:`kappa.settings.paths.go_tool`)."""
     module, version, name = spec
     return go_tool(name, version)
 

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 
 from monitoring.lag import LagProbe
-from settings import Settings
+from kappa.settings import Settings
 from streaming.jobs import pipeline as pipeline_files
 
 log = logging.getLogger(__name__)

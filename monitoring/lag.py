@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from settings import Settings
+from kappa.settings import Settings
 from streaming import checkpoints
 
 

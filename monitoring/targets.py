@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from settings.paths import state_dir
+from kappa.settings.paths import state_dir
 
 
 def targets_dir() -> Path:

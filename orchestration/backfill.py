@@ -17,7 +17,7 @@ BOUND = r"^(earliest|latest|\d+:\d+(,\d+:\d+)*|\d{4}-\d{2}-\d{2}([T ][0-9:.]+)?(
 
 with DAG(
     dag_id="backfill",
-    description="Replay a range of a pipeline's topic with the live code (python -m batch_replay)",
+    description="Replay a range of a pipeline's topic with the live code (kappa backfill)",
     schedule=None,
     catchup=False,
     is_paused_upon_creation=False,  # manual only: nothing runs until someone triggers it

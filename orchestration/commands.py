@@ -1,19 +1,19 @@
-"""The replay entry point's arguments (``python -m batch_replay ...``) for each DAG's tasks.
+"""The replay commands' arguments (``kappa backfill ...``, ``kappa rebuild ...``) for each DAG's tasks.
 
 The DAGs hold no data logic: each task is this module's argument list given to one entry point.
 Standard library only (it runs in the Airflow workers); ``tests/unit/test_orchestration.py``
-parses every list with ``batch_replay``'s own parser, so the two cannot drift.
+parses every list with ``kappa``'s own parser, so the two cannot drift.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
 
-MODULE = "batch_replay"                              # python -m batch_replay, in every runner
-MODES = ("live", "shadow")                           # batch_replay --mode
-SOURCES = ("kafka", "lake")                          # batch_replay --source
-REBUILD_STEPS = ("start", "check", "wait", "cut-over", "stop-old")  # batch_replay --rebuild --step
-NOT_YET = 3                                          # --rebuild --step check: not caught up yet
+MODULE = "kappa"                                     # python -m kappa <command>, in every runner
+MODES = ("live", "shadow")                           # kappa backfill --mode
+SOURCES = ("kafka", "lake")                          # kappa backfill --source
+REBUILD_STEPS = ("start", "check", "wait", "cut-over", "stop-old")  # kappa rebuild --step
+NOT_YET = 3                                          # kappa rebuild --step check: not caught up yet
 
 
 def backfill(params: Mapping[str, object]) -> list[str]:
@@ -25,14 +25,14 @@ def backfill(params: Mapping[str, object]) -> list[str]:
     mode, source = params.get("mode") or "live", params.get("source") or "kafka"
     if mode not in MODES or source not in SOURCES:
         raise ValueError(f"mode {mode!r} / source {source!r}: mode is one of {MODES}, source one of {SOURCES}")
-    arguments = ["--from", start, "--to", str(params.get("to") or "latest").strip(), "--mode", str(mode),
+    arguments = ["backfill", "--from", start, "--to", str(params.get("to") or "latest").strip(), "--mode", str(mode),
                  "--source", str(source)]
     return arguments + _job(params.get("job"))
 
 
 def reconcile(start: datetime, end: datetime, job: object = None, source: object = None) -> list[str]:
     """daily_reconcile's replay of one data interval [start, end), live mode."""
-    return ["--from", start.isoformat(), "--to", end.isoformat(), "--mode", "live",
+    return ["backfill", "--from", start.isoformat(), "--to", end.isoformat(), "--mode", "live",
             "--source", str(source or "kafka")] + _job(job)
 
 
@@ -43,7 +43,7 @@ def rebuild(step: str, params: Mapping[str, object]) -> list[str]:
     job = _job(params.get("job"))
     if not job:
         raise ValueError("the param 'job' is required: the pipeline to rebuild (e.g. orders)")
-    arguments = ["--rebuild", "--step", step, *job, "--max-lag", str(int(params.get("max_lag") or 0))]
+    arguments = ["rebuild", "--step", step, *job, "--max-lag", str(int(params.get("max_lag") or 0))]
     if step == "start":
         arguments += ["--launch", str(params.get("launch") or "local")]
     return arguments
@@ -56,4 +56,4 @@ def dry_run(arguments: list[str]) -> list[str]:
 
 def _job(job: object) -> list[str]:
     text = str(job or "").strip()
-    return ["--job", text] if text else []
+    return ["--pipeline", text] if text else []

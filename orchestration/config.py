@@ -22,7 +22,7 @@ class Config:
     platform_python: str       # local: the interpreter that has the platform installed
     platform_home: str         # local: the working directory of the replay (the checkout)
     spark_conn_id: str         # spark-submit: the Airflow connection of the cluster (master, spark-binary)
-    spark_application: str     # spark-submit: batch_replay's entry file where spark-submit runs
+    spark_application: str     # spark-submit: kappa's entry file where spark-submit runs
     image: str                 # kubernetes: the platform's image (k8s/); the same entry point
     k8s_namespace: str
     k8s_config_map: str        # kubernetes: the platform's settings (KAPPA_* variables)
@@ -44,7 +44,7 @@ def load(environ: Mapping[str, str] = os.environ) -> Config:
         platform_python=environ.get("KAPPA_PLATFORM_PYTHON", str(Path(home) / ".venv" / "bin" / "python")),
         platform_home=home,
         spark_conn_id=environ.get("KAPPA_SPARK_CONN_ID", "spark_default"),
-        spark_application=environ.get("KAPPA_SPARK_APPLICATION", str(Path(home) / "batch_replay" / "__main__.py")),
+        spark_application=environ.get("KAPPA_SPARK_APPLICATION", str(Path(home) / "kappa" / "__main__.py")),
         image=environ.get("KAPPA_IMAGE", "kappa-platform:latest"),
         k8s_namespace=environ.get("KAPPA_K8S_NAMESPACE", "kappa"),
         k8s_config_map=environ.get("KAPPA_K8S_CONFIG_MAP", "kappa-settings"),

@@ -18,7 +18,7 @@ CONFIG = config.load()
 
 with DAG(
     dag_id="daily_reconcile",
-    description="Replay yesterday in live mode with the live code (python -m batch_replay)",
+    description="Replay yesterday in live mode with the live code (kappa backfill)",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime.fromisoformat(CONFIG.reconcile_start).replace(tzinfo=timezone.utc),
     catchup=True,

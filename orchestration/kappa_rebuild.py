@@ -2,12 +2,12 @@
 
 1. ``start``: a new serving version and its live job, from the earliest offset Kafka retains;
 2. ``caught_up``: waits for that job's lag to reach ``max_lag``: a sensor in reschedule mode (it
-   frees its worker slot between pokes) on ``--rebuild --step check``; with the kubernetes runner,
+   frees its worker slot between pokes) on ``kappa rebuild --step check``; with the kubernetes runner,
    a deferrable pod running ``--step wait``;
 3. ``cut_over``: readers switch to the new version (refused unless the job caught up);
 4. ``stop_old``: the previous version's job stops by itself; the task fails if it goes on writing.
 
-The same steps as ``make rebuild JOB=...`` (``python -m batch_replay --rebuild``), one process each.
+The same steps as ``make rebuild JOB=...`` (``kappa rebuild``), one process each.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ with DAG(
         "max_lag": Param(0, type="integer", minimum=0, description="cut over once the new job is this close"),
         "launch": Param("none" if CONFIG.runner == "kubernetes" else "local", enum=["local", "none"],
                         description="local: start the new job on the worker; none: it is started elsewhere "
-                                    "(its own SparkApplication) with python -m streaming run <job> --serving-version N"),
+                                    "(its own SparkApplication) with kappa run <pipeline> --serving-version N"),
     },
 ) as dag:
 

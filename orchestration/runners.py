@@ -1,8 +1,8 @@
-"""Where a task's ``python -m batch_replay`` runs, chosen by one setting (``KAPPA_REPLAY_RUNNER``):
+"""Where a task's ``kappa backfill|rebuild`` runs, chosen by one setting (``KAPPA_REPLAY_RUNNER``):
 
 - ``local``: a subprocess of the Airflow worker, with the platform's interpreter and checkout
   (the local stack; any worker that has the platform installed);
-- ``spark-submit``: ``SparkSubmitOperator`` submits batch_replay's entry file to the cluster of the
+- ``spark-submit``: ``SparkSubmitOperator`` submits kappa's entry file to the cluster of the
   Airflow connection ``KAPPA_SPARK_CONN_ID``, the same arguments as application arguments;
 - ``kubernetes``: ``KubernetesPodOperator`` runs the platform's image with the same module and
   arguments, its settings from a ConfigMap and its credentials from a Secret.
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def replay(task_id: str, arguments: Any, config: Config, **operator_args: Any):
-    """A task that runs ``python -m batch_replay <arguments>`` with the configured runner."""
+    """A task that runs ``python -m kappa <arguments>`` with the configured runner."""
     if config.runner == "spark-submit":
         from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
@@ -57,7 +57,7 @@ def _run_local(arguments: list[str], python: str, home: str) -> None:
 
 
 def caught_up(arguments: list[str], python: str, home: str) -> bool:
-    """A sensor's poke: ``--rebuild --step check`` exits 0 once the shadow job caught up, 3 while not yet."""
+    """A sensor's poke: ``kappa rebuild --step check`` exits 0 once the shadow job caught up, 3 while not yet."""
     returncode, last = run(arguments, python, home)
     if returncode not in (0, commands.NOT_YET):
         raise AirflowException(f"the rebuild's check failed with status {returncode}: {last or 'see the task log'}")
@@ -65,7 +65,7 @@ def caught_up(arguments: list[str], python: str, home: str) -> bool:
 
 
 def run(arguments: list[str], python: str, home: str) -> tuple[int, str]:
-    """(exit status, the last line that says why) of ``python -m batch_replay <arguments>`` in ``home``."""
+    """(exit status, the last line that says why) of ``python -m kappa <arguments>`` in ``home``."""
     command = [python, "-m", commands.MODULE, *arguments]
     if not os.access(python, os.X_OK):
         raise AirflowException(f"{python} (KAPPA_PLATFORM_PYTHON) is not an interpreter with the platform installed: "
@@ -80,7 +80,7 @@ def run(arguments: list[str], python: str, home: str) -> tuple[int, str]:
         log.info("%s", line.rstrip())
         tail.append(line.rstrip())
     returncode = process.wait()
-    said = [line for line in tail if line.startswith(f"{commands.MODULE}:")]
+    said = [line for line in tail if line.startswith(f"{commands.MODULE} ")]  # "kappa backfill: refused: ..."
     return returncode, (said[-1] if said else next((line for line in reversed(tail) if line.strip()), ""))
 
 

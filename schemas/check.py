@@ -16,7 +16,7 @@ import requests
 
 from schemas import contracts
 from schemas.registry.compatibility import InvalidSchema, canonical
-from settings import get_settings
+from kappa.settings import get_settings
 
 MEDIA = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 

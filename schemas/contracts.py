@@ -45,7 +45,7 @@ def contract(topic: str, directory: Path = CONTRACTS_DIR) -> Contract:
 
 
 def from_file(path: Path, topic: str) -> Contract:
-    """A contract kept outside ``schemas/avro`` (e.g. one ``python -m streaming new`` wrote), for ``topic``."""
+    """A contract kept outside ``schemas/avro`` (e.g. one ``kappa new`` wrote), for ``topic``."""
     if not path.exists():
         raise FileNotFoundError(f"no contract {path} (for topic {topic!r})")
     return Contract(topic, path, path.read_text())

@@ -14,12 +14,13 @@ from typing import Any
 
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from kappa.errors import Refused
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
 
 
-class WireFormatError(ValueError):
+class WireFormatError(Refused, ValueError):
     """Bytes that are not a Confluent-framed Avro record."""
 
 

@@ -17,7 +17,7 @@ from stack.alertmanager import Alertmanager
 from stack.cassandra import Cassandra
 from stack.clickhouse import ClickHouse
 from stack.kafka import Kafka
-from settings.paths import local_spark
+from kappa.settings.paths import local_spark
 from stack.paths import stack_home
 from stack.postgres import Postgres
 from stack.process import ServiceError

@@ -1,11 +1,11 @@
 """Where the stack keeps its state: one git-ignored folder, ``.stack/`` by default (the settings'
-local state folder, :func:`settings.paths.state_dir`)."""
+local state folder, :func:`kappa.settings.paths.state_dir`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from settings.paths import CHECKOUT as REPO_ROOT
-from settings.paths import state_dir
+from kappa.settings.paths import CHECKOUT as REPO_ROOT
+from kappa.settings.paths import state_dir
 
 STACK_DIR = Path(__file__).resolve().parent
 

@@ -1,9 +1,9 @@
 """Fixed ports of the local stack: the servers the platform's clients talk to are the settings'
-local defaults (``settings/ports.py``, read from there); the rest are the stack's own (a server's
+local defaults (``kappa/settings/ports.py``, read from there); the rest are the stack's own (a server's
 second port, the SeaweedFS parts, Alertmanager, Airflow). ``KAPPA_PORT_<NAME>`` moves any of them.
 README.md lists them.
 """
-from settings.ports import (  # noqa: F401 (the stack's servers listen where the clients look)
+from kappa.settings.ports import (  # noqa: F401 (the stack's servers listen where the clients look)
     CASSANDRA_CQL,
     CLICKHOUSE_HTTP,
     KAFKA,

@@ -19,7 +19,7 @@ from stack.paths import STACK_DIR
 from stack.process import ServiceError
 from stack.provision import ensure_debian_packages
 from stack.service import Service
-from settings import PostgresSettings
+from kappa.settings import PostgresSettings
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 CONF = STACK_DIR / "conf" / "postgres"

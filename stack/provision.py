@@ -14,7 +14,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from settings.paths import go_tool
+from kappa.settings.paths import go_tool
 from stack.paths import STACK_DIR, stack_home
 from stack.process import ServiceError
 

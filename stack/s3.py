@@ -15,7 +15,7 @@ import requests
 from stack import ports
 from stack.process import ServiceError
 from stack.service import Service
-from settings import S3Settings
+from kappa.settings import S3Settings
 
 
 def _weed_binary() -> str:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlparse
 
-from settings import Settings
+from kappa.settings import Settings
 
 
 def committed(settings: Settings, location: str) -> dict[str, dict[int, int]]:

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
 
 from schemas.serde import subject_for
+from kappa.errors import KappaError
 
 SCHEMA_ID = "_schema_id"
 DECODED = "_decoded"
@@ -69,7 +70,7 @@ def _is_spark_throwable(java) -> bool:
     return gateway is not None and is_instance_of(gateway, java, "org.apache.spark.SparkThrowable")
 
 
-class UnknownSchemaIds(RuntimeError):
+class UnknownSchemaIds(KappaError, RuntimeError):
     """A batch carries writer ids the decoder was built without: refetch and rerun the batch."""
 
     def __init__(self, topic: str, ids: list[int]) -> None:

@@ -17,7 +17,7 @@ import logging
 from confluent_kafka import TopicPartition
 from pyspark.sql.streaming import StreamingQueryListener
 
-from settings import KafkaSettings
+from kappa.settings import KafkaSettings
 from streaming import metrics
 
 log = logging.getLogger(__name__)

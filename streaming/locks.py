@@ -12,14 +12,15 @@ import os
 import socket
 from contextlib import contextmanager
 
-from settings import Settings
+from kappa.settings import Settings
+from kappa.errors import Refused
 
 JOB = 0x6A6F6273       # "jobs": a streaming query's process
 ARCHIVE = 0x61726368   # "arch": a pipeline's raw archiver
 VERSIONS = 0x6B617070  # "kapp": a pipeline's serving versions
 
 
-class LockHeld(RuntimeError):
+class LockHeld(Refused, RuntimeError):
     """Another process holds the lock; the message names it."""
 
 

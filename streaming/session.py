@@ -8,13 +8,14 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from settings import Settings, get_settings
-from settings.paths import local_spark
+from kappa.settings import Settings, get_settings
+from kappa.settings.paths import local_spark
+from kappa.errors import Refused
 
 SCHEDULER_POOLS = Path(__file__).with_name("scheduler_pools.xml")
 
 
-class LocalSparkMissing(RuntimeError):
+class LocalSparkMissing(Refused, RuntimeError):
     """No connector jars configured and none resolved on this machine."""
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
 
-from settings import Settings
+from kappa.settings import Settings
 
 # The rows Spark's Kafka source gives (headers aside), as a Spark schema, and every column's name.
 KAFKA_SCHEMA = "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp, timestampType int"

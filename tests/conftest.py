@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from settings import Settings, get_settings
+from kappa.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +144,7 @@ def run_connector(tmp_path):
         config_path = tmp_path / f"{config['name']}.toml"
         write_toml(config_path, config)
         log = open(tmp_path / log_name, "ab")
-        proc = subprocess.Popen([sys.executable, "-m", f"connectors.{module}", "--config", str(config_path)],
+        proc = subprocess.Popen([sys.executable, "-m", "kappa", "connector", module, "--config", str(config_path)],
                                 cwd=Path(__file__).resolve().parents[1], stdout=log, stderr=subprocess.STDOUT)
         proc.log_path = tmp_path / log_name
         started.append(proc)

@@ -1,6 +1,6 @@
-"""Run the api connector until SIGTERM."""
-from connectors.api.connector import ApiConfig, ApiConnector
-from connectors.runtime import main
+"""``python -m connectors.api --config FILE``: an alias of ``kappa connector api``."""
+import sys
 
-if __name__ == "__main__":
-    main("Poll an HTTP JSON API and publish its records to Kafka as Avro", ApiConfig, ApiConnector)
+from kappa.cli import alias
+
+sys.exit(alias("connectors.api", ["connector", "api"]))

@@ -16,6 +16,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from connectors import metrics
+from kappa.errors import Refused, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +25,13 @@ log = logging.getLogger(__name__)
 SOURCE_ERROR_KINDS = ("network", "429", "5xx", "body")
 
 
-class TransientHttpError(Exception):
+class TransientHttpError(Unavailable):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
-class PermanentHttpError(RuntimeError):
+class PermanentHttpError(Refused, RuntimeError):
     pass
 
 

@@ -28,7 +28,7 @@ from connectors.producer import EventProducer
 from connectors.records import InvalidRecord, RecordMapper, epoch_ms, event_id
 from connectors.runtime import ConnectorConfig, StopFlag
 from schemas import contracts
-from settings import Settings
+from kappa.settings import Settings
 
 log = logging.getLogger(__name__)
 

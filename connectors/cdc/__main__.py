@@ -1,6 +1,6 @@
-"""Run the cdc connector until SIGTERM."""
-from connectors.cdc.connector import CdcConfig, CdcConnector
-from connectors.runtime import main
+"""``python -m connectors.cdc --config FILE``: an alias of ``kappa connector cdc``."""
+import sys
 
-if __name__ == "__main__":
-    main("PostgreSQL change data capture to Kafka (Debezium envelope, Avro)", CdcConfig, CdcConnector)
+from kappa.cli import alias
+
+sys.exit(alias("connectors.cdc", ["connector", "cdc"]))

@@ -26,7 +26,8 @@ from connectors.checkpoints import CheckpointStore
 from connectors.producer import EventProducer
 from connectors.records import event_id, namespace_for
 from connectors.runtime import ConnectorConfig, StopFlag
-from settings import Settings
+from kappa.settings import Settings
+from kappa.errors import Refused
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def table_identity(cur, qualified: str) -> TableIdentity | None:
     return None if row is None else TableIdentity(*row)
 
 
-class BadValue(ValueError):
+class BadValue(Refused, ValueError):
     """A column value with no form in the table's Avro schema (e.g. NaN in a numeric(p, s))."""
 
 

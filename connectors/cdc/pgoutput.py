@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from kappa.errors import KappaError
 
 _I32 = struct.Struct(">i")
 _I16 = struct.Struct(">h")
@@ -91,7 +92,7 @@ class Truncate:
     relation_oids: tuple[int, ...]
 
 
-class ProtocolError(ValueError):
+class ProtocolError(KappaError, ValueError):
     pass
 
 

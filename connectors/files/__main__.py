@@ -1,6 +1,6 @@
-"""Run the files connector until SIGTERM."""
-from connectors.files.connector import FilesConfig, FilesConnector
-from connectors.runtime import main
+"""``python -m connectors.files --config FILE``: an alias of ``kappa connector files``."""
+import sys
 
-if __name__ == "__main__":
-    main("Publish rows of CSV, JSON Lines and Parquet files to Kafka as Avro", FilesConfig, FilesConnector)
+from kappa.cli import alias
+
+sys.exit(alias("connectors.files", ["connector", "files"]))

@@ -26,7 +26,7 @@ from connectors.producer import EventProducer
 from connectors.records import InvalidRecord, RecordMapper, epoch_ms, event_id, namespace_for
 from connectors.runtime import ConnectorConfig, StopFlag
 from schemas import contracts
-from settings import Settings
+from kappa.settings import Settings
 
 log = logging.getLogger(__name__)
 APPENDABLE = {"csv", "jsonl"}  # formats where new rows are appended lines (a Parquet file is rewritten whole)

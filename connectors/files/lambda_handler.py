@@ -19,7 +19,7 @@ from urllib.parse import unquote_plus
 from connectors.files.connector import FilesConfig, FilesConnector
 from connectors.files.sources import S3Prefix
 from connectors.runtime import load_config
-from settings import get_settings
+from kappa.settings import get_settings
 
 log = logging.getLogger(__name__)
 _connector: FilesConnector | None = None  # kept across warm invocations

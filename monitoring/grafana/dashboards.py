@@ -84,7 +84,7 @@ def streaming() -> Dashboard:
                                ((f"sum by (job, mode) (kappa_replay_events_total{{{job}}}) / "
                                  f"sum by (job, mode) (kappa_replay_events_planned{{{job}}})"), "{{job}} {{mode}}"),
                                description="Share of the range a backfill or shadow rebuild has replayed "
-                                           "(python -m batch_replay --metrics-port; make backfill serves it)."))
+                                           "(kappa backfill --metrics-port; make backfill serves it)."))
             .with_panel(_panel("Replay events per second", "short",
                                (f"sum by (job, mode) (rate(kappa_replay_events_total{{{job}}}{RATE}))",
                                 "{{job}} {{mode}}"))))

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 import avro.name
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
+from kappa.errors import Refused
 
 LEVELS = (
     "NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE",
 )
 
 
-class InvalidSchema(ValueError):
+class InvalidSchema(Refused, ValueError):
     """The text is not a valid Avro schema."""
 
 

@@ -23,11 +23,12 @@ from confluent_kafka.admin import NewTopic
 
 from schemas.registry import compatibility
 from schemas.topics import ensure_topics
+from kappa.errors import KappaError, Unavailable
 
 log = logging.getLogger(__name__)
 
 
-class RegistryError(Exception):
+class RegistryError(KappaError):
     """An error the REST API returns with Confluent's ``error_code`` and HTTP status."""
 
     status = 500
@@ -106,7 +107,7 @@ class IdDoesNotMatch(RegistryError):
     status, error_code = 422, 42207
 
 
-class StoreUnavailable(RegistryError):
+class StoreUnavailable(RegistryError, Unavailable):
     status, error_code = 500, 50003
 
 

@@ -1,1 +1,1 @@
-"""Streaming jobs: ``python -m streaming.jobs.<name> --config <job>.toml`` (or spark-submit the module's file)."""
+"""A pipeline's live job: its file (:mod:`.pipeline`), its runner and process (``kappa run``)."""

@@ -13,7 +13,8 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from settings import Settings
+from kappa.settings import Settings
+from kappa.errors import Unavailable
 
 _SINK_UNAVAILABLE = re.compile(r"SinkUnavailable: (.+)")
 # "Caused by: org.postgresql.util.PSQLException: FATAL: ..." / "psycopg2.OperationalError: ..."
@@ -41,7 +42,7 @@ class Endpoint:
             return False
 
 
-class ServerUnavailable(RuntimeError):
+class ServerUnavailable(Unavailable, RuntimeError):
     """A server the job needs did not answer (raised in the driver, e.g. the registry at start)."""
 
     def __init__(self, endpoint: Endpoint, doing: str, cause: BaseException) -> None:

@@ -1,9 +1,10 @@
 """The life of a pipeline process: its file, logs, metrics, the SparkSession, SIGTERM -> graceful stop.
 
-Behind ``python -m streaming run <pipeline>.toml`` (:mod:`streaming.__main__`). Exit status: 0
-after SIGTERM/SIGINT (the batch in flight finished) or when ``available_now`` reached the end; 1
-when the job gave up after ``max_restarts`` or could not start (the last log line says why), so a
-supervisor (Kubernetes, Airflow) tells a clean stop from a failure.
+Behind ``kappa run <pipeline>.toml`` (:mod:`streaming.cli`). Exit status: 0 after SIGTERM/SIGINT
+(the batch in flight finished) or when ``available_now`` reached the end; 1 when the job gave up
+after ``max_restarts`` or could not start (the last log line says why); 2 when the pipeline file is
+refused (:class:`kappa.errors.Refused`), so a supervisor (Kubernetes, Airflow) tells a clean stop
+from a failure from a mistake.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pydantic import ValidationError
 
 from connectors.runtime import configure_logging
 from monitoring import endpoint, targets
-from settings import get_settings
+from kappa.errors import Refused, Unavailable
+from kappa.settings import get_settings
 from streaming import locks
 from streaming.jobs import pipeline as pipelines
 from streaming.jobs.runner import JobFailed, JobRunner
@@ -40,11 +42,10 @@ def run_pipeline(path: Path, available_now: bool = False, log_level: str = "INFO
             raise ValueError(f"job {pipeline.name} already runs ({locks.holder(settings, locks.JOB, pipeline.checkpoint)}"
                              f"): two processes on one checkpoint ({pipeline.checkpoint}) corrupt it; stop that one "
                              "first")
+    except psycopg2.OperationalError as exc:
+        raise Unavailable(f"PostgreSQL (the serving versions of pipeline file {path}): {str(exc).strip()}") from exc
     except (OSError, ValueError, ValidationError, ImportError, psycopg2.Error) as exc:
-        configure_logging("streaming", log_level)
-        logging.getLogger(__name__).error("pipeline file %s: %s", path, str(exc).strip())
-        logging.shutdown()
-        return 1
+        raise Refused(f"pipeline file {path}: {str(exc).strip()}") from exc
     configure_logging(pipeline.name, log_level)
     log = logging.getLogger(__name__)
     logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per gateway connection otherwise

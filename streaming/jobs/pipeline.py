@@ -34,12 +34,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from schemas.serde import subject_for
-from settings import Settings, get_settings
+from kappa.settings import Settings, get_settings
 from streaming.jobs.runner import BatchContext, JobConfig, JobDefinition
 from streaming.tables import versions
 from streaming.tables.versions import ServingVersion
 from streaming.transforms import changes, enrich, normalise
 from streaming.transforms.validate import ERROR, Rule, check
+from kappa.errors import Refused
 
 log = logging.getLogger(__name__)
 CDC_FIELDS = {"before", "after", "op"}  # a Debezium envelope (connectors/cdc)
@@ -122,10 +123,10 @@ class Pipeline(JobConfig):
             target = next((v for v in known if v.number == number), None)
             if target is None and not (number == 1 and not known):
                 raise ValueError(f"pipeline {self.name} has no serving version {number} (it has "
-                                 f"{[v.number for v in known] or [1]}): start a rebuild with batch_replay --rebuild")
+                                 f"{[v.number for v in known] or [1]}): start a rebuild with kappa rebuild")
             if target is not None and target.state in ("previous", "dropped"):
                 raise ValueError(f"version {number} of pipeline {self.name} is {target.state}: its job does not run; "
-                                 f"cut readers back to it first (batch_replay --cut-over {number})")
+                                 f"cut readers back to it first (kappa versions --cut-over {number})")
         number = target.number if target else 1
         serving = ServingVersion(pipeline=self.name, namespace=self.namespace, number=number)
         if target is None or target.home == self.namespace and set(target.locations.values()) == {self.namespace}:
@@ -133,7 +134,7 @@ class Pipeline(JobConfig):
         if number == 1:
             raise ValueError(f"pipeline {self.name}: readers were switched back to version 1, whose tables moved out "
                              f"of {self.namespace} at the first cut-over; a live job writes versions 2 and later "
-                             "only: rebuild with batch_replay --mode shadow and cut over to it")
+                             "only: rebuild with kappa backfill --mode shadow and cut over to it")
         return self.model_copy(update={"name": versions.job_name(self.name, number), "namespace": target.home,
                                        "serving": serving, "starting_offsets": target.resume_offsets or "earliest"})
 
@@ -211,7 +212,7 @@ def _join(rows: DataFrame, name: str, ref: Reference, frame: DataFrame) -> DataF
     return joined.drop(matched)
 
 
-class ReferenceMissing(RuntimeError):
+class ReferenceMissing(Refused, RuntimeError):
     """A reference table or view does not exist (yet): the job cannot know its columns."""
 
 

@@ -45,7 +45,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from monitoring.endpoint import Health
-from settings import Settings
+from kappa.settings import Settings
 from streaming import decode as decoding
 from streaming import locks, metrics, migrations, sources
 from streaming.jobs import failures
@@ -61,6 +61,7 @@ from streaming.tables import versions
 from streaming.tables.versions import ServingVersion
 from streaming.transforms import dedupe
 from streaming.transforms.validate import ERROR
+from kappa.errors import KappaError
 
 log = logging.getLogger(__name__)
 
@@ -273,11 +274,11 @@ def _last_batch(spark: SparkSession, checkpoint: str) -> int | None:
     return max((int(name) for name in names if name.isdigit()), default=None)
 
 
-class StopRequested(RuntimeError):
+class StopRequested(KappaError, RuntimeError):
     """Raised into a batch that Spark started after the job was asked to stop (it writes nothing)."""
 
 
-class JobFailed(RuntimeError):
+class JobFailed(KappaError, RuntimeError):
     """The job gave up: after ``max_restarts``, or at once when the stores cannot take the table
     (:class:`~streaming.tables.TableError`); the message is the last failure's description."""
 
@@ -694,7 +695,7 @@ class JobRunner:
             return False
         current = next((v for v in known if v.state == "active"), None)
         log.warning("job %s writes version %d of pipeline %s, which is %s: version %s is the one readers see since "
-                    "%s. The job stops; its tables stay until batch_replay --drop-old", self.config.name,
+                    "%s. The job stops; its tables stay until kappa versions --drop-old", self.config.name,
                     serving.number, serving.pipeline, own.state, current.number if current else "?",
                     f"{current.activated_at:%Y-%m-%d %H:%M:%S %Z}" if current and current.activated_at else "now")
         self._stop.set()

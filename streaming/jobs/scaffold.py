@@ -1,4 +1,4 @@
-"""``python -m streaming new``: a starting pipeline file, so a user edits one rather than types it.
+"""``kappa new``: a starting pipeline file, so a user edits one rather than types it.
 
 Three starting points, each read from where the columns are already known:
 - a topic the registry has: its ``<topic>-value`` fields (a CDC envelope's ``after`` row), and its
@@ -20,7 +20,8 @@ from pathlib import Path
 
 from connectors.files.readers import BadRow, file_format, rows
 from connectors.records import ENVELOPE_FIELDS, namespace_for
-from settings import Settings
+from kappa.settings import Settings
+from kappa.errors import Refused
 
 SAMPLE_ROWS = 1000  # rows of a sample file read to infer each column's type
 
@@ -38,7 +39,7 @@ class Draft:
     notes: list[str] = field(default_factory=list)  # comment lines at the top
 
 
-class DraftError(ValueError):
+class DraftError(Refused, ValueError):
     """The starting point does not say enough; the message says what to pass."""
 
 
@@ -224,8 +225,8 @@ def from_sample(sample: Path, topic: str, key: list[str], contract_path: Path,
 
 def render(draft: Draft) -> str:
     """The pipeline file's text."""
-    lines = [f"# Pipeline {draft.name}, written by `python -m streaming new`: review it, then",
-             f"#   python -m streaming run {draft.name}.toml",
+    lines = [f"# Pipeline {draft.name}, written by `kappa new`: review it, then",
+             f"#   kappa run {draft.name}.toml",
              *(f"# {note}" for note in draft.notes),
              f"name = {json.dumps(draft.name)}",
              f"topic = {json.dumps(draft.topic)}"]

@@ -8,14 +8,14 @@ pipeline has its own version sequence, so two pipelines' ``V001`` never collide,
 holds only the tables of the pipelines that run in it. The orders pipeline's hourly features
 (``streaming/pipelines/migrations/orders/``) are one.
 
-``python -m streaming.migrations <pipeline>.toml [--namespace NS]`` applies them without a job.
+``kappa migrate <pipeline>.toml [--namespace NS]`` applies them without a job.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from settings import Settings
+from kappa.settings import Settings
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 

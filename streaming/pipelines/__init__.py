@@ -1,6 +1,6 @@
 """The platform's own pipelines, one TOML file each (plus a Python module where configuration
 cannot say it): ``customers`` (CDC of the shop's customers table) and ``orders`` (the shop API's
-order events, enriched with the customers). ``python -m streaming run streaming/pipelines/orders.toml``.
+order events, enriched with the customers). ``kappa run streaming/pipelines/orders.toml``.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from settings import Settings
+from kappa.settings import Settings
 from streaming import sources
 from streaming.sinks.lake import ensure_bucket
 

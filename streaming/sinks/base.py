@@ -24,6 +24,7 @@ from typing import ClassVar
 import pyarrow as pa
 
 from streaming.tables import Table
+from kappa.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class RetryPolicy:
             wait = min(wait * 2, self.max_backoff_s)
 
 
-class SinkUnavailable(RuntimeError):
+class SinkUnavailable(Unavailable, RuntimeError):
     """A store did not take a partition's write within the retry policy."""
 
     def __init__(self, sink: str, address: str, table: str, token: WriteToken, attempts: int, cause: BaseException):

@@ -22,7 +22,7 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
-from settings import Settings
+from kappa.settings import Settings
 from streaming.sinks.base import Sink, WriteToken
 from streaming.tables import Table
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from clickhouse_connect.driver.exceptions import OperationalError
 
-from settings import Settings
+from kappa.settings import Settings
 from streaming.sinks.base import Sink, WriteToken
 from streaming.tables import Table
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 import pyarrow as pa
 from confluent_kafka import KafkaException, Producer
 
-from settings import Settings
+from kappa.settings import Settings
 from streaming.sinks.base import Sink, WriteToken
 from streaming.tables import Table
 from streaming.transforms.validate import ERROR
+from kappa.errors import Unavailable
 
 # The Kafka record a rejected row goes to the DLQ as, with its position.
 RECORD_COLUMNS = ["key", "value", "topic", "partition", "offset"]
 
 
-class NotAcknowledged(ConnectionError):
+class NotAcknowledged(Unavailable, ConnectionError):
     """Kafka did not acknowledge every dead letter in time."""
 
 

@@ -31,7 +31,7 @@ from minio.error import ServerError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from settings import Settings
+from kappa.settings import Settings
 from streaming.sinks.base import Sink, WriteToken
 from streaming.tables import DELETED, VERSION, Table
 from streaming.tables.ddl import check_existing

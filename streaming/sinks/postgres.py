@@ -14,7 +14,7 @@ import psycopg2
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from settings import Settings
+from kappa.settings import Settings
 from streaming.sinks.base import Sink, WriteToken
 from streaming.tables import Table
 

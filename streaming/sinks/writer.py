@@ -42,7 +42,7 @@ from pyspark import AccumulatorParam, TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from settings import Settings
+from kappa.settings import Settings
 from streaming import decode as decoding
 from streaming.sinks import lake
 from streaming.sinks.base import RetryPolicy, Sink, WriteToken

@@ -15,6 +15,7 @@ from pyspark.sql.types import StructType
 
 from streaming.sources import KAFKA_COLUMNS
 from streaming.tables.types import supported
+from kappa.errors import Refused
 
 VERSION, DELETED = "_version", "_deleted"
 # Columns of a transformed stream that are not the table's: Kafka's record, the decoder's and the
@@ -45,7 +46,7 @@ class Table:
         return dict(self.columns)[column]
 
 
-class TableError(ValueError):
+class TableError(Refused, ValueError):
     """The transformed stream cannot make this table: the message names the job, column and fix."""
 
 

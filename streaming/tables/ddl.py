@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from settings import Settings
+from kappa.settings import Settings
 from streaming.tables import DELETED, VERSION, Table, TableError
 from streaming.tables.types import store_type
 

@@ -14,6 +14,7 @@ pipeline flattens them in its SQL transform (or drops them).
 from __future__ import annotations
 
 import re
+from kappa.errors import Refused
 
 STORES = ("postgres", "clickhouse", "cassandra", "delta")
 
@@ -36,7 +37,7 @@ _MAPPING: dict[str, tuple[str, str, str]] = {
 _DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
 
 
-class UnsupportedType(ValueError):
+class UnsupportedType(Refused, ValueError):
     """A column whose Spark type no store mapping covers (a record, array or map)."""
 
 

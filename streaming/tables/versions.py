@@ -1,6 +1,6 @@
 """Serving versions: a pipeline's tables rebuilt beside the ones readers use, then switched at once.
 
-A shadow rebuild (``batch_replay --mode shadow``) writes version N of a pipeline's tables into a
+A shadow rebuild (``kappa backfill --mode shadow``) writes version N of a pipeline's tables into a
 namespace of their own, ``<namespace>__<pipeline>_v<N>``, in every store, with the same DDL and
 sinks as any namespace. Readers keep using ``<namespace>.<table>``; the cut-over points those names
 at version N, store by store, each switch atomic for that store's readers:
@@ -39,8 +39,9 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from settings import Settings
+from kappa.settings import Settings
 from streaming import locks
+from kappa.errors import Refused
 
 log = logging.getLogger(__name__)
 RECORD = "serving_versions"
@@ -56,7 +57,7 @@ class ServingVersion(BaseModel):
     number: int
 
 
-class VersionRefused(ValueError):
+class VersionRefused(Refused, ValueError):
     """A rebuild, cut-over or drop that cannot run as asked; the message says what to do."""
 
 

@@ -1,4 +1,4 @@
-"""A pipeline as a real process (``python -m streaming run <pipeline>.toml``), as a supervisor runs it."""
+"""A pipeline as a real process (``kappa run <pipeline>.toml``), as a supervisor runs it."""
 from __future__ import annotations
 
 import json
@@ -39,7 +39,7 @@ def run_file(path: Path, tmp_path: Path, log_name: str, available_now: bool = Fa
     if spark_conf:
         env["KAPPA_SPARK__CONF"] = json.dumps(spark_conf)
     log = open(tmp_path / f"{log_name}.log", "wb")
-    command = [sys.executable, "-m", "streaming", "run", str(path)]
+    command = [sys.executable, "-m", "kappa", "run", str(path)]
     proc = subprocess.Popen(command + (["--available-now"] if available_now else []), cwd=REPO, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     proc.log_path = tmp_path / f"{log_name}.log"

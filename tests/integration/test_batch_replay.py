@@ -46,7 +46,7 @@ def _publish(registry_url: str, kafka_bootstrap: str, topic: str, orders: list[t
 
 
 def _replay(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "batch_replay", *args], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "kappa", "backfill", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
 
 
@@ -78,13 +78,13 @@ def test_a_live_replay_equals_the_live_job_and_a_rerun_writes_nothing(spark, set
     replay_file = job_process.pipeline_file({"name": f"orders-{unique}", "topic": topic, "namespace": replay_ns},
                                             tmp_path, "replayed")
 
-    plan = _replay("--job", str(replay_file), "--from", "earliest", "--dry-run", "--chunk-events", "9")
+    plan = _replay("--pipeline", str(replay_file), "--from", "earliest", "--dry-run", "--chunk-events", "9")
     assert plan.returncode == 0, plan.stderr
     chunks = int(re.search(r"42 records in (\d+) chunks of at most 9", plan.stdout).group(1))
     assert chunks >= 5 and "nothing written" in plan.stdout
     assert f"writes {replay_ns}.orders in clickhouse, cassandra, postgres" in plan.stdout
 
-    first = _replay("--job", str(replay_file), "--from", "earliest", "--to", "latest", "--chunk-events", "9")
+    first = _replay("--pipeline", str(replay_file), "--from", "earliest", "--to", "latest", "--chunk-events", "9")
     assert first.returncode == 0, first.stderr[-3000:]
     assert f"42 events in {chunks} chunks, 2 to the DLQ" in first.stdout, first.stdout
     assert _serving(settings, replay_ns) == _serving(settings, live_ns)  # row for row, versions included
@@ -93,7 +93,7 @@ def test_a_live_replay_equals_the_live_job_and_a_rerun_writes_nothing(spark, set
     assert _clickhouse_count(settings, live_ns, "customer_hourly") > 0
     assert _clickhouse_count(settings, replay_ns, "customer_hourly") == 0
 
-    again = _replay("--job", str(replay_file), "--from", "earliest", "--chunk-events", "9")
+    again = _replay("--pipeline", str(replay_file), "--from", "earliest", "--chunk-events", "9")
     assert again.returncode == 0, again.stderr[-3000:]
     assert _clickhouse_count(settings, replay_ns) == written  # each chunk's token was seen: nothing new
     assert _serving(settings, replay_ns) == _serving(settings, live_ns)
@@ -110,18 +110,18 @@ def test_bad_input_is_refused_before_anything_is_written(settings, kafka_bootstr
 
     def refused(*args: str) -> str:
         result = _replay(*args)
-        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.returncode == 2, result.stdout + result.stderr
         return result.stderr
 
-    assert "is not before TO" in refused("--job", str(path), "--from", "2026-12-02", "--to", "2026-12-01")
-    assert "unknown job 'nosuch'" in refused("--job", "nosuch", "--from", "earliest")
-    assert f"topic {topic}.nothing does not exist" in refused("--job", str(missing), "--from", "earliest")
+    assert "is not before TO" in refused("--pipeline", str(path), "--from", "2026-12-02", "--to", "2026-12-01")
+    assert "unknown pipeline 'nosuch'" in refused("--pipeline", "nosuch", "--from", "earliest")
+    assert f"topic {topic}.nothing does not exist" in refused("--pipeline", str(missing), "--from", "earliest")
     # Retention took the first records of partition 0: a range starting before them is refused.
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     for future in admin.delete_records([TopicPartition(topic, 0, 1)]).values():
         future.result(30)
     time.sleep(0.5)
-    message = refused("--job", str(path), "--from", "2020-01-01")
+    message = refused("--pipeline", str(path), "--from", "2020-01-01")
     assert "no longer holds the start of the range" in message and "SOURCE=lake" in message
     conn = psycopg2.connect(settings.postgres.dsn())
     with conn, conn.cursor() as cur:  # nothing was written, not even a table
@@ -144,17 +144,17 @@ def test_a_range_kafka_no_longer_retains_replays_the_same_from_the_lake(spark, s
     live = pipeline.load(path)
     JobRunner(live.definition(settings), live, settings, spark).run(available_now=True)  # and its archiver
 
-    kafka = _replay("--job", str(path), "--from", "2020-01-01", "--namespace", from_kafka, "--chunk-events", "8")
+    kafka = _replay("--pipeline", str(path), "--from", "2020-01-01", "--namespace", from_kafka, "--chunk-events", "8")
     assert kafka.returncode == 0, kafka.stderr[-3000:]
     # Retention passes: Kafka no longer holds any of it.
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     ends = _high_watermarks(kafka_bootstrap, topic)
     for future in admin.delete_records([TopicPartition(topic, p, high) for p, high in ends.items()]).values():
         future.result(30)
-    refused = _replay("--job", str(path), "--from", "2020-01-01", "--namespace", from_lake)
-    assert refused.returncode == 1 and "SOURCE=lake" in refused.stderr, refused.stderr
+    refused = _replay("--pipeline", str(path), "--from", "2020-01-01", "--namespace", from_lake)
+    assert refused.returncode == 2 and "SOURCE=lake" in refused.stderr, refused.stderr
 
-    lake = _replay("--job", str(path), "--source", "lake", "--from", "2020-01-01", "--namespace", from_lake,
+    lake = _replay("--pipeline", str(path), "--source", "lake", "--from", "2020-01-01", "--namespace", from_lake,
                    "--chunk-events", "8")
     assert lake.returncode == 0, lake.stderr[-3000:]
     assert "source lake" in lake.stdout and "26 events" in lake.stdout and "1 to the DLQ" in lake.stdout, lake.stdout

@@ -149,10 +149,10 @@ def test_every_panel_and_alert_reads_exported_data_under_load(
                       log_name="files.log"),
     ]
     job = job_process.run_file(path, tmp_path, "job")
-    exporter = subprocess.Popen([sys.executable, "-m", "monitoring", "lag-exporter", "--pipeline", str(path),
-                                 "--port", str(ports["lag-exporter"])], cwd=REPO, stdout=subprocess.DEVNULL,
+    exporter = subprocess.Popen([sys.executable, "-m", "kappa", "lag-exporter", "--pipeline", str(path),
+                                 "--metrics-port", str(ports["lag-exporter"])], cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.STDOUT)
-    replay = subprocess.Popen([sys.executable, "-m", "batch_replay", "--job", str(path), "--from", "earliest",
+    replay = subprocess.Popen([sys.executable, "-m", "kappa", "backfill", "--pipeline", str(path), "--from", "earliest",
                                "--to", "latest", "--sinks", "postgres", "--chunk-events", "20",
                                "--metrics-port", str(free_port()), "--metrics-linger", "10"],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -33,7 +33,7 @@ def test_csv_files_with_a_composite_key_and_no_time_reach_clickhouse(settings, s
     csv = inbox / "stock-1.csv"
     csv.write_text(FIRST)
     path, contract = tmp_path / "stock.toml", tmp_path / "contracts" / "stock.avsc"
-    made = subprocess.run([sys.executable, "-m", "streaming", "new", topic, "--sample", str(csv), "--key", "site,sku",
+    made = subprocess.run([sys.executable, "-m", "kappa", "new", topic, "--sample", str(csv), "--key", "site,sku",
                            "--namespace", namespace, "--output", str(path), "--contract", str(contract)],
                           cwd=REPO, capture_output=True, text=True)
     assert made.returncode == 0, made.stderr

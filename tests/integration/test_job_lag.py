@@ -102,8 +102,8 @@ def test_a_stopped_jobs_lag_counts_what_arrived_and_drains_after_a_restart(
     assert _group_lag(name, topic) == {0: 0, 1: 0}  # the job committed its batches' ends to its group
 
     port = free_port()
-    exporter = subprocess.Popen([sys.executable, "-m", "monitoring", "lag-exporter", "--pipeline", str(path),
-                                 "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    exporter = subprocess.Popen([sys.executable, "-m", "kappa", "lag-exporter", "--pipeline", str(path),
+                                 "--metrics-port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
     try:
         wait_for(lambda: _port_open(port), 60, "the lag exporter's /metrics")

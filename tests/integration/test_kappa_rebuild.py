@@ -1,5 +1,5 @@
 """The Kappa rebuild on the real stack, as a user runs it: the live job runs as a process; its
-pipeline file gets a changed transform; ``python -m batch_replay --rebuild`` starts a second job
+pipeline file gets a changed transform; ``kappa rebuild`` starts a second job
 from the earliest retained offset into a new version while events keep arriving, cuts readers
 over once that job has caught up, and the old job stops by itself with status 0. The new job goes
 on as the live one (new events reach readers through it), takes over the pipeline's raw archive
@@ -81,7 +81,7 @@ def test_the_kappa_rebuild_switches_readers_to_a_second_job_and_stops_the_old_on
 
     producer = threading.Thread(target=produce)
     producer.start()
-    rebuild = subprocess.run([sys.executable, "-m", "batch_replay", "--job", str(path), "--rebuild", "--timeout", "420"],
+    rebuild = subprocess.run([sys.executable, "-m", "kappa", "rebuild", "--pipeline", str(path), "--timeout", "420"],
                              cwd=REPO, capture_output=True, text=True, timeout=600)
     producer.join()
     assert rebuild.returncode == 0, rebuild.stderr[-3000:]
@@ -114,9 +114,9 @@ def test_the_kappa_rebuild_switches_readers_to_a_second_job_and_stops_the_old_on
         assert len(archived) == len(set(archived)) == total
 
         # One process per query: a second one of the new job is refused before it starts Spark.
-        second = subprocess.run([sys.executable, "-m", "streaming", "run", str(path)], cwd=REPO, capture_output=True,
+        second = subprocess.run([sys.executable, "-m", "kappa", "run", str(path)], cwd=REPO, capture_output=True,
                                 text=True, timeout=120)
-        assert second.returncode == 1 and f"job {name}__v2 already runs" in second.stdout + second.stderr
+        assert second.returncode == 2 and f"job {name}__v2 already runs" in second.stdout + second.stderr
     finally:
         os.kill(new_pid, signal.SIGTERM)
         wait_for(lambda: not _alive(new_pid), 90, "the new job to stop")
@@ -151,7 +151,7 @@ def test_a_rebuild_step_before_its_start_says_which_step_comes_first(settings, u
     _write_pipeline(path, f"items-{unique}", f"it.{unique}.cdc.items", f"kappa_{unique}", tmp_path / "checkpoints",
                     upper=False)
     for step in ("check", "cut-over"):
-        early = subprocess.run([sys.executable, "-m", "batch_replay", "--job", str(path), "--rebuild", "--step", step],
+        early = subprocess.run([sys.executable, "-m", "kappa", "rebuild", "--pipeline", str(path), "--step", step],
                                cwd=REPO, capture_output=True, text=True, timeout=120)
-        assert early.returncode == 1 and "has no shadow version: start the rebuild first (--rebuild --step start)" \
+        assert early.returncode == 1 and "has no shadow version: start the rebuild first (kappa rebuild --step start)" \
             in early.stderr, (step, early.stderr[-2000:])

@@ -1,8 +1,8 @@
-"""Shadow rebuilds on the real stack: ``python -m batch_replay --mode shadow`` writes a new version of a
+"""Shadow rebuilds on the real stack: ``kappa backfill --mode shadow`` writes a new version of a
 pipeline's serving tables that equals what the live job wrote, row for row, in every store; a rerun
 changes nothing; a second rebuild of the same pipeline is refused while one runs; the cut-over
 switches readers at once (a reader process never sees an empty, half-built or mixed table); the
-next version's live job starts where the replay ended; ``--drop-old`` removes what readers left.
+next version's live job starts where the replay ended; ``kappa versions --drop-old`` removes what readers left.
 
 The topic carries CDC changes in Debezium's envelope (the connector's own schema code makes it):
 inserts, updates, deletes with their tombstones, a second schema version with a new column, a row
@@ -28,7 +28,7 @@ from tests.integration.kafka_topics import create_topic
 
 
 def _replay(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "batch_replay", *args], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "kappa", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
 
 
@@ -45,7 +45,7 @@ def _pipeline_file(tmp_path, name: str, topic: str, namespace: str, upper: bool 
 READER = textwrap.dedent("""
     import json, sys, time
     import clickhouse_connect, psycopg2
-    from settings import get_settings
+    from kappa.settings import get_settings
     from streaming.sinks.cassandra import connect
     namespace, deadline = sys.argv[1], time.time() + float(sys.argv[2])
     s = get_settings()
@@ -101,17 +101,17 @@ def test_a_shadow_rebuild_equals_the_live_job_then_readers_switch_at_once(spark,
 
     # 1. The shadow version equals what the live job wrote, in every store; readers still see version 1.
     home = versions.version_namespace(namespace, name, 2)
-    plan = _replay("--job", str(path), "--from", "earliest", "--mode", "shadow", "--dry-run")
+    plan = _replay("backfill", "--pipeline", str(path), "--from", "earliest", "--mode", "shadow", "--dry-run")
     assert plan.returncode == 0, plan.stderr
     assert f"writes {home}.items in lake, clickhouse, cassandra, postgres" in plan.stdout, plan.stdout
     assert versions.listing(settings, namespace, name) == []  # a dry run records nothing
-    first = _replay("--job", str(path), "--from", "earliest", "--mode", "shadow", "--no-cut-over",
+    first = _replay("backfill", "--pipeline", str(path), "--from", "earliest", "--mode", "shadow", "--no-cut-over",
                     "--chunk-events", "7")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "2 to the DLQ" in first.stdout and f"version 2 of {name} is built in {home}" in first.stdout, first.stdout
     assert sink_contents.all_sinks(settings, home, table) == written
     rows = cdc_items.clickhouse_rows(settings, home)
-    again = _replay("--job", str(path), "--from", "earliest", "--mode", "shadow", "--no-cut-over",
+    again = _replay("backfill", "--pipeline", str(path), "--from", "earliest", "--mode", "shadow", "--no-cut-over",
                     "--chunk-events", "7")
     assert again.returncode == 0, again.stderr[-3000:]
     assert cdc_items.clickhouse_rows(settings, home) == rows  # the same version, the same chunks: nothing new
@@ -120,13 +120,13 @@ def test_a_shadow_rebuild_equals_the_live_job_then_readers_switch_at_once(spark,
 
     # 4. A second rebuild while one runs is refused, and writes nothing.
     with versions.hold(settings, namespace, name, "shadow rebuild"):
-        refused = _replay("--job", str(path), "--from", "earliest", "--mode", "shadow")
-    assert refused.returncode == 1
+        refused = _replay("backfill", "--pipeline", str(path), "--from", "earliest", "--mode", "shadow")
+    assert refused.returncode == 2
     assert f"a shadow rebuild, cut-over or drop of pipeline {name} in {namespace} is running" in refused.stderr
     assert [v.number for v in versions.listing(settings, namespace, name)] == [1, 2]
 
     # The cut-over: every store's readers see version 2; version 1's tables are kept.
-    cut = _replay("--job", str(path), "--cut-over", "2")
+    cut = _replay("versions", "--pipeline", str(path), "--cut-over", "2")
     assert cut.returncode == 0, cut.stderr
     assert cdc_items.served(settings, namespace, table) == written
     moved = versions.version_namespace(namespace, name, 1)
@@ -150,7 +150,7 @@ def test_a_shadow_rebuild_equals_the_live_job_then_readers_switch_at_once(spark,
         reader = subprocess.Popen([sys.executable, "-c", READER, namespace, "300"], cwd=REPO, stdout=sink,
                                   stderr=subprocess.PIPE, text=True)
     time.sleep(3)
-    upper = _replay("--job", str(_pipeline_file(tmp_path, name, topic, namespace, upper=True)), "--from", "earliest",
+    upper = _replay("backfill", "--pipeline", str(_pipeline_file(tmp_path, name, topic, namespace, upper=True)), "--from", "earliest",
                     "--mode", "shadow", "--chunk-events", "5")
     assert upper.returncode == 0, upper.stderr[-3000:]
     assert "cut over: readers of" in upper.stdout and "version 3" in upper.stdout
@@ -178,7 +178,7 @@ def test_a_shadow_rebuild_equals_the_live_job_then_readers_switch_at_once(spark,
     assert runner._good_batches == 0
 
     # --drop-old: versions 1 and 2 go, in every store; readers keep version 3.
-    dropped = _replay("--job", str(path), "--drop-old")
+    dropped = _replay("versions", "--pipeline", str(path), "--drop-old")
     assert dropped.returncode == 0, dropped.stderr
     conn = psycopg2.connect(settings.postgres.dsn())
     with conn, conn.cursor() as cur:

@@ -53,7 +53,7 @@ def hourly(clickhouse_settings, namespace: str) -> list[tuple]:
 def run_job_process(config: dict, tmp_path: Path, log_name: str, available_now: bool = True
                     ) -> subprocess.CompletedProcess:
     path = job_process.pipeline_file(config, tmp_path, log_name)
-    return subprocess.run([sys.executable, "-m", "streaming", "run", str(path),
+    return subprocess.run([sys.executable, "-m", "kappa", "run", str(path),
                            *(["--available-now"] if available_now else [])],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
 

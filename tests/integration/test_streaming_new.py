@@ -1,4 +1,4 @@
-"""``python -m streaming new`` on the real registry and PostgreSQL: starting pipeline files that load."""
+"""``kappa new`` on the real registry and PostgreSQL: starting pipeline files that load."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import psycopg2
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from streaming.__main__ import main
+from kappa.cli import main
 from streaming.jobs import pipeline
 
 
@@ -28,7 +28,7 @@ def test_a_cdc_table_from_the_catalog(settings, unique, tmp_path, capsys):
         assert loaded.topic == f"shop.cdc.{table}" and loaded.validate_.required == ["shop", "no", "total"]
 
         assert main(["new", f"public.{table}_log", "--topic-prefix", "shop.cdc", "--output",
-                     str(tmp_path / "log.toml")]) == 1
+                     str(tmp_path / "log.toml")]) == 2
         assert "has no primary key: pass --key" in capsys.readouterr().err
     finally:
         with conn.cursor() as cur:
@@ -45,12 +45,12 @@ def test_an_events_topic_from_the_registry(settings, registry_url, unique, tmp_p
         {"name": "title", "type": ["null", "string"], "default": None}]}
     SchemaRegistryClient({"url": registry_url}).register_schema(f"{topic}-value", Schema(json.dumps(schema), "AVRO"))
     out = tmp_path / "tickets.toml"
-    assert main(["new", topic, "--output", str(out)]) == 1
+    assert main(["new", topic, "--output", str(out)]) == 2
     assert "pass --key" in capsys.readouterr().err  # no key schema to take it from
     assert main(["new", topic, "--key", "ticket_id", "--output", str(out), "--namespace", "support"]) == 0
     loaded = pipeline.load(out)
     assert loaded.key == ["ticket_id"] and loaded.namespace == "support"
     assert loaded.validate_.required == ["ticket_id", "priority"] and loaded.validate_.enum == {
         "priority": ["LOW", "HIGH"]}
-    assert main(["new", f"it.{unique}.nothing", "--key", "id", "--output", str(tmp_path / "x.toml")]) == 1
+    assert main(["new", f"it.{unique}.nothing", "--key", "id", "--output", str(tmp_path / "x.toml")]) == 2
     assert "has no schema for topic" in capsys.readouterr().err

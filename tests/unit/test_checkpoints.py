@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from settings import Settings
+from kappa.settings import Settings
 from streaming import checkpoints
 
 

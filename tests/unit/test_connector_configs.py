@@ -7,6 +7,7 @@ from connectors.api.connector import ApiConfig
 from connectors.cdc.connector import CdcConfig
 from connectors.files.connector import FilesConfig
 from connectors.runtime import load_config
+from kappa.errors import Refused
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,7 @@ def test_example_config_parses(path, model):
 def test_a_bad_config_names_the_key(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('name = "x"\ntopic_prefix = "a"\n')
-    with pytest.raises(SystemExit, match="tables"):
+    with pytest.raises(Refused, match="tables"):
         load_config(path, CdcConfig)
 
 

@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-import settings as settings_module
-from connectors.runtime import ConnectorConfig
-from connectors.runtime import parser as connector_parser
+import kappa.settings as settings_module
+from connectors import cli as connectors_cli
+from kappa import cli as kappa_cli
 from k8s import generate, validate
 from monitoring import endpoint
 from orchestration import config as orchestration_config
 from stack import k8s_tools
 
 REPO = Path(__file__).resolve().parents[2]
-PRODUCT = ("settings", "streaming", "connectors", "batch_replay", "monitoring", "schemas")
+PRODUCT = ("kappa", "streaming", "connectors", "batch_replay", "monitoring", "schemas")
 DEVELOPMENT = ("stack", "demo", "bench", "tests")
 BROKEN = Path(__file__).resolve().parent / "k8s_broken"
 CREDENTIAL_FIELDS = {"password", "secret_key", "access_key", "username", "user"}
@@ -93,24 +93,15 @@ def _pods(rendered):
                     spec.get("initContainers", []) + spec["containers"]
 
 
-def _module_parser(module: str):
-    """The real argument parser of ``python -m <module>``, and the connector config model if it is one."""
-    main = importlib.import_module(f"{module}.__main__")
-    if module.startswith("connectors."):
-        models = [v for v in vars(main).values()
-                  if isinstance(v, type) and issubclass(v, ConnectorConfig) and v is not ConnectorConfig]
-        assert len(models) == 1, f"{module}.__main__ names no single connector config model"
-        return connector_parser(module), models[0]
-    return main.parser(), None
-
-
 def _parse(module: str, arguments: list[str]):
-    assert importlib.util.find_spec(f"{module}.__main__") is not None, f"python -m {module}: no such module"
-    parser, model = _module_parser(module)
+    """``python -m kappa <arguments>`` parsed by the real command line, and the connector config model
+    if the command runs a connector."""
+    assert module == "kappa", f"python -m {module}: the image's processes run the kappa command"
     try:
-        return parser.parse_args(arguments), model
+        parsed = kappa_cli.parser().parse_args(arguments)
     except SystemExit as exc:
-        raise AssertionError(f"python -m {module} {shlex.join(arguments)}: its parser refuses these arguments") from exc
+        raise AssertionError(f"kappa {shlex.join(arguments)}: its parser refuses these arguments") from exc
+    return parsed, connectors_cli.model(parsed.kind)[0] if parsed.command == "connector" else None
 
 
 def _in_image(path: str) -> Path:
@@ -151,7 +142,7 @@ def test_what_the_deployments_run_is_what_the_code_has(rendered) -> None:
             assert args[:2] == ["python", "-m"], f"{target} {owner}: runs {args}, not python -m <module>"
             module, arguments = args[2], args[3:]
             parsed, model = _parse(module, arguments)
-            seen.add(module)
+            seen.add(" ".join(arguments[:2]) if parsed.command == "connector" else parsed.command)
             ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
             if model is not None:  # a connector: its TOML file from the mounted ConfigMap, checked by its model
                 mount = next(m for m in container["volumeMounts"] if str(parsed.config).startswith(m["mountPath"]))
@@ -172,7 +163,7 @@ def test_what_the_deployments_run_is_what_the_code_has(rendered) -> None:
             for argument in arguments:
                 if argument.startswith(_workdir()):
                     assert _in_image(argument).exists(), f"{owner}: {argument} is no file of the repo"
-    assert {"connectors.cdc", "connectors.api", "connectors.files", "monitoring", "batch_replay"} <= seen
+    assert {"connector cdc", "connector api", "connector files", "lag-exporter", "rebuild"} <= seen
 
 
 def _check_mount(rendered, target: str, owner: str, volume: dict, mount: dict) -> None:
@@ -188,12 +179,11 @@ def _check_mount(rendered, target: str, owner: str, volume: dict, mount: dict) -
 def test_the_pipelines_spark_applications_run_the_streaming_entry_point(rendered) -> None:
     applications = _objects(rendered, "SparkApplication")
     assert {a["metadata"]["name"] for a in applications} >= {"kappa-orders", "kappa-customers", "kappa-orders-rebuild"}
-    streaming_parser = importlib.import_module("streaming.__main__").parser()
     for application in applications:
         spec, name = application["spec"], application["metadata"]["name"]
         main = spec["mainApplicationFile"].removeprefix("local://")
-        assert _in_image(main) == REPO / "streaming" / "__main__.py", f"{name}: {main}"
-        parsed = streaming_parser.parse_args(spec["arguments"])
+        assert _in_image(main) == REPO / "kappa" / "__main__.py", f"{name}: {main}"
+        parsed = kappa_cli.parser().parse_args(spec["arguments"])
         assert parsed.command == "run" and _in_image(str(parsed.pipeline)).exists(), name
         assert spec["driver"]["ports"] == [{"name": "metrics", "containerPort": parsed.metrics_port, "protocol": "TCP"}]
         assert spec["sparkVersion"] == importlib.import_module("pyspark").__version__, name
@@ -213,7 +203,7 @@ def _settings_field(variable: str) -> tuple[str, str]:
     model = settings_module.Settings.model_fields.get(group)
     assert model is not None, f"{variable}: the settings have no group [{group}]"
     assert isinstance(model.annotation, type) and issubclass(model.annotation, BaseModel)
-    assert field in model.annotation.model_fields, f"{variable}: [{group}] has no {field} (settings/__init__.py)"
+    assert field in model.annotation.model_fields, f"{variable}: [{group}] has no {field} (kappa/settings/__init__.py)"
     return group, field
 
 
@@ -251,14 +241,14 @@ def test_the_airflow_kubernetes_runner_names_what_the_manifests_define(rendered)
 
 def test_the_rebuild_names_one_version_for_its_start_and_its_shadow_job(rendered) -> None:
     objects = rendered["k8s/rebuild"]
-    replay = importlib.import_module("batch_replay.__main__").parser()
+    replay = kappa_cli.parser()
     start = next(o for o in objects if o["metadata"]["name"].endswith("-start"))
     started = replay.parse_args(start["spec"]["template"]["spec"]["containers"][0]["args"][3:])
     shadow = next(o for o in objects if o["kind"] == "SparkApplication")
-    streaming = importlib.import_module("streaming.__main__").parser().parse_args(shadow["spec"]["arguments"])
+    streaming = kappa_cli.parser().parse_args(shadow["spec"]["arguments"])
     assert started.step == "start" and started.launch == "none"
     assert started.version == streaming.serving_version
-    assert Path(streaming.pipeline).stem == started.job
+    assert Path(streaming.pipeline).stem == started.pipelines
     cut_over = next(o for o in objects if o["metadata"]["name"].endswith("-cut-over"))["spec"]["template"]["spec"]
     steps = [replay.parse_args(c["args"][3:]).step for c in cut_over["initContainers"] + cut_over["containers"]]
     assert steps == ["wait", "cut-over", "stop-old"]
@@ -272,8 +262,9 @@ def test_the_images_paths_and_entry_point_exist_in_the_code() -> None:
     cmd = next(rest for instruction, rest in instructions if instruction == "CMD")
     command = json.loads(cmd)
     assert command[:2] == ["python", "-m"]
+    assert command[2] == "kappa"
     with pytest.raises(SystemExit) as shown:
-        _module_parser(command[2])[0].parse_args(command[3:])
+        kappa_cli.parser().parse_args(command[3:])
     assert shown.value.code == 0  # --help: the module's own parser answered
     environment = " ".join(rest for instruction, rest in instructions if instruction == "ENV")
     python = re.search(r"python:3\.(\d+)-slim", next(r for i, r in instructions if i == "ARG" and "PYTHON_IMAGE" in r))

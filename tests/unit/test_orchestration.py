@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from batch_replay import __main__ as replay_cli
+from batch_replay import cli as replay_cli
+from kappa import cli as kappa_cli
 from orchestration import commands, config
 from stack import airflow
 from stack.paths import REPO_ROOT, stack_home
@@ -49,7 +50,9 @@ def test_every_dag_imports_without_errors_or_cycles(runner):
 
 
 def test_the_choices_are_batch_replays_own():
-    parser_choices = {a.dest: a.choices for a in replay_cli.parser()._actions if a.choices}
+    commands_of = kappa_cli.parser()._subparsers._group_actions[0].choices
+    parser_choices = {a.dest: a.choices for name in ("backfill", "rebuild") for a in commands_of[name]._actions
+                      if a.choices}
     assert tuple(parser_choices["mode"]) == commands.MODES
     assert tuple(parser_choices["source"]) == commands.SOURCES
     assert tuple(s for s in parser_choices["step"] if s != "all") == commands.REBUILD_STEPS
@@ -61,10 +64,10 @@ def test_the_choices_are_batch_replays_own():
 def test_backfill_validates_then_replays_what_its_params_say():
     made = loaded()["local"]["made"]["backfill"]
     for params, arguments in zip(BACKFILL, made):
-        validate, replay = replay_cli.parser().parse_args(arguments["validate"]), replay_cli.parser().parse_args(arguments["replay"])
+        validate, replay = kappa_cli.parser().parse_args(arguments["validate"]), kappa_cli.parser().parse_args(arguments["replay"])
         assert validate.dry_run and not replay.dry_run
         for parsed in (validate, replay):
-            assert (parsed.start, parsed.end, parsed.mode, parsed.source, parsed.job) == \
+            assert (parsed.start, parsed.end, parsed.mode, parsed.source, parsed.pipelines) == \
                 (params["from"], params["to"], params["mode"], params["source"], params["job"])
         assert arguments["validate"] == commands.dry_run(arguments["replay"])
     tasks = loaded()["local"]["dags"]["backfill"]["tasks"]
@@ -79,9 +82,9 @@ def test_daily_reconcile_replays_its_data_interval_live():
     assert (dag["timetable"], dag["schedule"], dag["catchup"], dag["max_active_runs"]) == \
         ("CronDataIntervalTimetable", "0 0 * * *", True, 1)
     for (start, end, params), arguments in zip(DAILY, loaded()["local"]["made"]["daily_reconcile"]):
-        parsed = replay_cli.parser().parse_args(arguments)
+        parsed = kappa_cli.parser().parse_args(arguments)
         assert parsed.start.startswith(start) and parsed.end.startswith(end) and parsed.end.endswith("+00:00")
-        assert (parsed.mode, parsed.source, parsed.job, parsed.dry_run) == ("live", params["source"], params["job"], False)
+        assert (parsed.mode, parsed.source, parsed.pipelines, parsed.dry_run) == ("live", params["source"], params["job"], False)
     replay = dag["tasks"]["replay"]
     assert replay["op_args"][0] == ["arguments", "return_value"] and replay["retries"] == 3 and replay["exponential"]
 
@@ -89,8 +92,8 @@ def test_daily_reconcile_replays_its_data_interval_live():
 def test_kappa_rebuild_runs_each_step_of_the_rebuild():
     for params, steps in zip(REBUILD, loaded()["local"]["made"]["kappa_rebuild"]):
         for step, arguments in steps.items():
-            parsed = replay_cli.parser().parse_args(arguments)
-            assert (parsed.rebuild, parsed.step, parsed.job, parsed.max_lag) == \
+            parsed = kappa_cli.parser().parse_args(arguments)
+            assert (parsed.command == "rebuild", parsed.step, parsed.pipelines, parsed.max_lag) == \
                 (True, step, params["job"], params["max_lag"])
             if step == "start":
                 assert parsed.launch == params["launch"]
@@ -116,7 +119,7 @@ def test_the_production_runners_take_the_same_arguments(runner, field):
         replay = dags["backfill"]["tasks"]["replay"]
         assert replay["cmds"] == ["python", "-m", commands.MODULE] and replay["image"] == config.load({}).image
     else:
-        assert dags["backfill"]["tasks"]["replay"]["application"].endswith("batch_replay/__main__.py")
+        assert dags["backfill"]["tasks"]["replay"]["application"].endswith("kappa/__main__.py")
 
 
 def test_the_airflow_venv_leaves_the_platforms_pyspark_alone():

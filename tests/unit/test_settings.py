@@ -1,7 +1,7 @@
 """The settings layer: defaults point at the local stack, a TOML file and env vars override them."""
 import pytest
 
-from settings import Settings
+from kappa.settings import Settings
 from stack import ports
 
 

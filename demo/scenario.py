@@ -22,8 +22,8 @@ from pathlib import Path
 from prometheus_client import start_http_server
 
 from monitoring import targets
-from settings import get_settings
-from settings import ports
+from kappa.settings import get_settings
+from kappa.settings import ports
 
 NAMESPACE = "preview"
 
@@ -80,7 +80,7 @@ def _files_connector(folder: Path) -> subprocess.Popen:
     config.write_text(f'name = "preview-files"\ntopic = "preview.files.payments"\ncontract = "shop.files.payments"\n'
                       f'directory = "{folder / "inbox"}"\nkey = ["payment_id"]\ntime_field = "paid_at"\n'
                       f"poll_interval_s = 2.0\nmetrics_port = {port}\n")
-    return subprocess.Popen([sys.executable, "-m", "connectors.files", "--config", str(config)],
+    return subprocess.Popen([sys.executable, "-m", "kappa", "connector", "files", "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -104,7 +104,7 @@ def run(phase_s: float = 60, per_second: int = 50) -> float:
     targets.announce(f"job-{name}", "127.0.0.1", port, {"job": name})
     orders, runner = _job(spark, name, checkpoints)
     pipeline_file = _pipeline_file(orders)
-    exporter = subprocess.Popen([sys.executable, "-m", "monitoring", "lag-exporter", "--pipeline", str(pipeline_file)])
+    exporter = subprocess.Popen([sys.executable, "-m", "kappa", "lag-exporter", "--pipeline", str(pipeline_file)])
     connector = _files_connector(folder)
     try:
         for phase, job_runs in (("running", True), ("stopped", False), ("restarted", True)):
@@ -133,11 +133,11 @@ def run(phase_s: float = 60, per_second: int = 50) -> float:
 
 
 def _backfill(pipeline_file: Path, since: float) -> None:
-    """Last, a live backfill of the run's events (``python -m batch_replay``, as ``make backfill``
+    """Last, a live backfill of the run's events (``kappa backfill``, as ``make backfill``
     runs it) with its progress on /metrics: the dashboard's replay panels."""
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
     print(f"backfill of the job's events since {start}", flush=True)
-    subprocess.run([sys.executable, "-m", "batch_replay", "--job", str(pipeline_file), "--from", start,
+    subprocess.run([sys.executable, "-m", "kappa", "backfill", "--pipeline", str(pipeline_file), "--from", start,
                     "--chunk-events", "1000", "--metrics-port", str(ports.REPLAY_METRICS), "--metrics-linger", "10"],
                    check=True)
 

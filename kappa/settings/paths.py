@@ -1,17 +1,22 @@
 """Where a process keeps local state: the development stack's servers (their data, logs and pid
 files), the Prometheus file-discovery targets of the processes it scrapes, the logs of jobs a
-rebuild starts. One folder, ``.stack/`` in the checkout, or ``$KAPPA_STACK_HOME`` (a pod's /tmp).
+rebuild starts. One folder: ``$KAPPA_STACK_HOME`` (a pod's /tmp), else ``.stack/`` in the checkout,
+else (the package installed from its wheel, no checkout around it) ``~/.kappa``.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("KAPPA_STACK_HOME", CHECKOUT / ".stack")).resolve()
+    if "KAPPA_STACK_HOME" in os.environ:
+        return Path(os.environ["KAPPA_STACK_HOME"]).resolve()
+    if (CHECKOUT / "pyproject.toml").exists():
+        return CHECKOUT / ".stack"
+    return Path.home() / ".kappa"
 
 
 def go_tool(name: str, version: str) -> Path:

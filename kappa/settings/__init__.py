@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from settings import ports
+from kappa.settings import ports
 
 
 class KafkaSettings(BaseModel):

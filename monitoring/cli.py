@@ -1,0 +1,55 @@
+"""``kappa lag-exporter``: serve the streaming jobs' consumer lag on /metrics, measured from outside
+them at each scrape (:mod:`monitoring.exporter`). The dashboards' development commands (write their
+JSON, draw previews) are ``python -m monitoring dashboards|preview``."""
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from kappa.cli import add_log_level
+from kappa.errors import Refused
+from kappa.settings import ports
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    lag = commands.add_parser("lag-exporter", help="serve the pipelines' consumer lag on /metrics",
+                              description="The pipelines' consumer lag, measured at each scrape from their "
+                                          "checkpoints and the topics' end offsets.")
+    add_lag_exporter_arguments(lag)
+    lag.set_defaults(run=_lag_exporter)
+
+
+def add_lag_exporter_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline", type=Path, action="append",
+                        help="a pipeline file (repeat it; default: every file in streaming/pipelines)")
+    parser.add_argument("--metrics-port", "--port", dest="port", type=int, default=ports.LAG_EXPORTER,
+                        metavar="PORT", help=f"the /metrics port (default {ports.LAG_EXPORTER})")
+    parser.add_argument("--host", help="the address to listen on (default: the settings' metrics.host; 0.0.0.0 in a "
+                                       "pod)")
+    add_log_level(parser)
+
+
+def _lag_exporter(args: argparse.Namespace) -> int:
+    from connectors.runtime import configure_logging
+    from kappa.settings import get_settings
+    from monitoring import endpoint, exporter, targets
+    from streaming import pipelines
+
+    configure_logging("lag-exporter", args.log_level)
+    files = args.pipeline or sorted(pipelines.HERE.glob("*.toml"))
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise Refused(f"no pipeline file {', '.join(missing)}")
+    settings = get_settings()
+    host = args.host or settings.metrics.host
+    exporter.register(settings, files)
+    endpoint.serve(args.port, host, endpoint.Health.passive())
+    targets.announce(f"lag-exporter-{args.port}", endpoint.announced_host(host), args.port, {"job": "lag-exporter"})
+    print(f"lag of {', '.join(f.stem for f in files)} on http://{host}:{args.port}/metrics", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    return 0
