@@ -153,13 +153,13 @@ def _backfill(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from batch_replay import ranges
-    from batch_replay.replay import LIVE_SINKS, Plan, replay
+    from batch_replay.replay import Plan, live_sinks, replay
     from kappa.settings import get_settings
     from streaming.jobs import pipeline as pipelines
     from streaming.session import build_session
-    from streaming.sinks import archive
-    from streaming.sinks.writer import SINKS
-    from streaming.tables import versions
+    from streaming.stores import archive
+    from streaming import stores
+    from streaming import versions
 
     settings = get_settings()
     _serve_metrics(args.metrics_port, settings.metrics.host)
@@ -179,12 +179,12 @@ def _backfill(args: argparse.Namespace) -> int:
             pipeline = pipelines.load(path, **overrides)
             # The archive is the one the pipeline keeps, in its own namespace, wherever the replay writes.
             location = archive.path(settings, pipelines.load(path).namespace, pipeline.topic)
-            default = LIVE_SINKS if args.mode == "live" else SINKS
+            default = live_sinks() if args.mode == "live" else stores.names()
             sinks = tuple(s.strip() for s in args.sinks.split(",")) if args.sinks else \
                 tuple(s for s in default if s in pipeline.sinks)
-            unknown = sorted(set(sinks) - set(SINKS))
+            unknown = sorted(set(sinks) - set(stores.names()))
             if unknown:
-                raise ranges.ReplayRefused(f"unknown sinks {unknown} (--sinks); known: {list(SINKS)}")
+                raise ranges.ReplayRefused(f"unknown sinks {unknown} (--sinks); known: {list(stores.names())}")
             version = serving = None
             if args.mode == "live":
                 pipeline = pipeline.as_version(settings)  # what readers see, wherever a cut-over put it
@@ -257,7 +257,7 @@ def _serve_metrics(port: int, host: str) -> None:
 
 def _finish_shadow(plan, settings, no_cut_over: bool) -> None:
     """Record where the shadow's replay ended (its live job starts there), then cut over unless asked not to."""
-    from streaming.tables import versions
+    from streaming import versions
 
     version, pipeline = plan.version, plan.pipeline
     versions.record_end(settings, version, {plan.range.topic: {str(p.partition): p.end for p in plan.range.partitions}})
@@ -280,7 +280,7 @@ def _versions(args: argparse.Namespace) -> int:
     from connectors.runtime import configure_logging
     from kappa.settings import get_settings
     from streaming.jobs import pipeline as pipelines
-    from streaming.tables import versions
+    from streaming import versions
 
     configure_logging("batch-replay", args.log_level)
     settings = get_settings()
@@ -385,7 +385,7 @@ def _run_with_progress(plan, settings, spark, replay):
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task(f"replay {plan.pipeline.name}", total=plan.range.events, rate="-")
 
-        def advance(done: int, result: dict) -> None:
+        def advance(done: int, result) -> None:
             elapsed = bar.tasks[task].elapsed or 1e-9
             bar.update(task, completed=done, rate=f"{done / elapsed:,.0f}")
 

@@ -6,7 +6,12 @@ it rebuilds; ``job`` is the pipeline's name, ``mode`` live or shadow.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge
+
+if TYPE_CHECKING:
+    from streaming.stores.writer import BatchResult
 
 EVENTS_PLANNED = Gauge("kappa_replay_events_planned", "Records in the replay's range", ["job", "mode"])
 EVENTS = Counter("kappa_replay_events_total", "Records of the range replayed so far", ["job", "mode"])
@@ -28,10 +33,10 @@ def planned(job: str, mode: str, topic: str, sinks: tuple[str, ...], events: int
         ROWS.labels(job, sink)
 
 
-def chunk_done(job: str, mode: str, topic: str, sinks: tuple[str, ...], records: int, result: dict) -> None:
-    """One chunk written: ``records`` of the range (``BatchWriter.write``'s ``result``)."""
+def chunk_done(job: str, mode: str, topic: str, sinks: tuple[str, ...], records: int, result: BatchResult) -> None:
+    """One chunk written: ``records`` of the range."""
     EVENTS.labels(job, mode).inc(records)
     CHUNKS.labels(job, mode).inc()
-    DEAD_LETTERS.labels(job, topic).inc(result["rejected"])
+    DEAD_LETTERS.labels(job, topic).inc(result.rejected)
     for sink in sinks:
-        ROWS.labels(job, sink).inc(result["changes"] if sink == "lake" else result["rows"])
+        ROWS.labels(job, sink).inc(result.changes if sink == "lake" else result.rows)

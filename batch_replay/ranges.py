@@ -4,7 +4,7 @@ A bound is a time (ISO 8601, UTC unless it says otherwise), ``earliest``/``lates
 partition (``0:120,1:98``). Times become offsets with Kafka's own index (``offsets_for_times``:
 the first record at or after the time), so FROM is inclusive and TO exclusive, like Airflow's data
 intervals. A range Kafka no longer holds in full is refused, naming the earliest retained time. From the
-lake's raw archive (:mod:`streaming.sinks.archive`) the same bounds select the archived records
+lake's raw archive (:mod:`streaming.stores.archive`) the same bounds select the archived records
 by their Kafka timestamp and offset, so a range replays the same from either source.
 
 Chunks are bounded slices of the range, in offset order per partition. A chunk's identity is the
@@ -201,7 +201,7 @@ def resolve_archive(spark, location: str, topic: str, start: Bound, end: Bound) 
     """The offsets of [start, end) in the raw archive at ``location`` (a Delta table), per partition."""
     from pyspark.sql import functions as F
 
-    from streaming.sinks import archive
+    from streaming.stores import archive
 
     _check_order(start, end)
     if not archive.exists(spark, location):

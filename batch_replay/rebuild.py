@@ -29,7 +29,7 @@ from kappa.settings import Settings
 from kappa.settings.paths import state_dir
 from streaming import checkpoints, locks
 from streaming.jobs import pipeline as pipelines
-from streaming.tables import versions
+from streaming import versions
 from kappa.errors import KappaError
 
 LAUNCHES = ("local", "none")

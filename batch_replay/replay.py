@@ -2,10 +2,10 @@
 
 Nothing here re-implements the pipeline. Each chunk of the range (:mod:`batch_replay.ranges`) is a
 bounded Kafka read handed to the same functions a micro-batch goes through: the decoder
-(:class:`streaming.decode.Decoder`), :func:`streaming.jobs.runner.unique_events`,
-:func:`streaming.jobs.runner.prepare` with the pipeline's own transform and references, the same
-table derivation and DDL (:func:`streaming.jobs.runner.prepare_stores`), and
-:class:`streaming.sinks.writer.BatchWriter`, so every sink is written from the executors,
+(:class:`streaming.decode.Decoder`), :func:`streaming.plan.unique_events`,
+:func:`streaming.plan.prepare` with the pipeline's own transform and references, the same
+table derivation and DDL (:func:`streaming.plan.prepare_stores`), and
+:class:`streaming.stores.writer.BatchWriter`, so every sink is written from the executors,
 idempotently per (replay, chunk, partition).
 
 ``live`` mode upserts into the serving tables the live job writes: Cassandra and PostgreSQL keep
@@ -17,7 +17,7 @@ pipeline's per-partition ``extra`` writes (e.g. the orders pipeline's hourly sum
 not upserts: adding a replayed range's increments to the live job's would count it twice, so a
 live replay does not run them; a shadow rebuild recomputes them.
 
-``shadow`` mode writes a new serving version (:mod:`streaming.tables.versions`): every store's
+``shadow`` mode writes a new serving version (:mod:`streaming.versions`): every store's
 tables of the pipeline in the version's own namespace, the lake's change history and the
 ``extra`` tables included, all from the replayed range and nothing else; readers see none of it
 until the cut-over. A rerun of the same range writes the same unfinished version, chunk by chunk
@@ -41,14 +41,17 @@ from kappa.settings import Settings
 from streaming import decode as decoding
 from streaming import sources
 from streaming.jobs.pipeline import Pipeline
-from streaming.jobs.runner import BatchContext, batch_plan, prepare, prepare_stores, unique_events
-from streaming.sinks import archive
-from streaming.sinks.writer import PARTITION_SINKS, BatchWriter
+from streaming.plan import BatchContext, batch_plan, prepare, prepare_stores, unique_events
+from streaming import stores
+from streaming.stores import archive
+from streaming.stores.writer import BatchResult, BatchWriter
 from streaming.tables import Table
-from streaming.tables.versions import ServingVersion, Version
+from streaming.versions import ServingVersion, Version
 
 log = logging.getLogger(__name__)
-LIVE_SINKS = PARTITION_SINKS  # a live replay's default: the serving stores, not the lake's change history
+def live_sinks() -> tuple[str, ...]:
+    """A live replay's default stores: the serving stores, not the lake's change history."""
+    return stores.serving()
 
 
 @dataclass
@@ -74,9 +77,9 @@ class Plan:
     chunk_events: int
     sink_partitions: int | None   # None in a dry run without Spark: its default parallelism
     sinks: tuple[str, ...]
-    source: str = "kafka"         # or "lake": the raw archive (streaming.sinks.archive) at archive_location
+    source: str = "kafka"         # or "lake": the raw archive (streaming.stores.archive) at archive_location
     archive_location: str | None = None
-    mode: str = "live"            # or "shadow": into ``version`` (streaming.tables.versions)
+    mode: str = "live"            # or "shadow": into ``version`` (streaming.versions)
     version: Version | None = None
     serving: ServingVersion | None = None  # readers' namespace and the pipeline's record name
 
@@ -111,7 +114,7 @@ class Plan:
 
 
 def replay(plan: Plan, settings: Settings, spark: SparkSession,
-           progress: Callable[[int, dict], None] = lambda done, result: None) -> Summary:
+           progress: Callable[[int, BatchResult], None] = lambda done, result: None) -> Summary:
     """Run ``plan`` chunk by chunk; ``progress(records done, chunk result)`` after each chunk."""
     started = time.perf_counter()
     pipeline = plan.pipeline
@@ -119,9 +122,9 @@ def replay(plan: Plan, settings: Settings, spark: SparkSession,
     if plan.mode == "live":
         job = dataclasses.replace(job, extra=None)  # no increments (above)
     # Where the stores are made and the migrations recorded: the pipeline's, in the namespace written.
-    stores = pipeline.model_copy(update={"namespace": plan.namespace, "serving": plan.serving or pipeline.serving})
+    written = pipeline.model_copy(update={"namespace": plan.namespace, "serving": plan.serving or pipeline.serving})
     # The replay's writes carry its own name (tokens, Delta app id).
-    config = stores.model_copy(update={"name": plan.replay_id, "sinks": list(plan.sinks)})
+    config = written.model_copy(update={"name": plan.replay_id, "sinks": list(plan.sinks)})
     ctx = BatchContext(spark, settings, config)
     ctx.reference.update({name: load(ctx).cache() for name, load in job.reference.items()})
     registry = SchemaRegistryClient({"url": settings.registry.url})
@@ -139,7 +142,7 @@ def replay(plan: Plan, settings: Settings, spark: SparkSession,
             chunk_table, prepared = prepare(unique_events(decoder.decode(raw), pipeline.watermark), job, ctx)
             if chunk_table != table:  # the first chunk, or one written with a newer schema
                 table = chunk_table
-                prepare_stores(job, stores, settings, table, ensured, migrate=not ensured)
+                prepare_stores(job, written, settings, table, ensured, migrate=not ensured)
                 writer = BatchWriter(spark, batch_plan(job, config, settings, table), plan.sink_partitions)
             try:
                 result = writer.write(prepared, index)
@@ -154,10 +157,10 @@ def replay(plan: Plan, settings: Settings, spark: SparkSession,
         done += sum(p.count for p in chunk)
         metrics.chunk_done(pipeline.name, plan.mode, pipeline.topic, plan.sinks, sum(p.count for p in chunk), result)
         summary.chunks += 1
-        summary.events += result["changes"] + result["rejected"]
-        summary.rows += result["rows"]
-        summary.changes += result["changes"]
-        summary.rejected += result["rejected"]
+        summary.events += result.changes + result.rejected
+        summary.rows += result.rows
+        summary.changes += result.changes
+        summary.rejected += result.rejected
         progress(done, result)
     for frame in ctx.reference.values():
         frame.unpersist()

@@ -95,20 +95,21 @@ def orders_pipeline(name: str, topic: str, namespace: str, **settings):
     return pipeline.load(pipelines.path("orders"), name=name, topic=topic, namespace=namespace, **settings)
 
 
-def job(name: str, topic: str, namespace: str, sinks: list[str], trigger: float = 0.5, lake_trigger: float = 30.0):
+def job(name: str, topic: str, namespace: str, sinks: list[str], trigger: float = 0.5, lake_trigger: float = 30.0,
+        on_result=None):
     from streaming.jobs.runner import JobRunner
     from streaming.session import build_session
 
     settings = {"lake_trigger_seconds": lake_trigger} if lake_trigger_supported() else {}
     orders = orders_pipeline(name, topic, namespace, sinks=sinks, trigger_seconds=trigger, **settings,
                              max_offsets_per_trigger=200_000, checkpoint_dir=f"/tmp/kappa-bench/{uuid.uuid4().hex}")
-    return JobRunner(orders.definition(), orders, get_settings(), build_session("bench"))
+    return JobRunner(orders.definition(), orders, get_settings(), build_session("bench"), on_result=on_result)
 
 
 def lake_trigger_supported() -> bool:
     """Whether this checkout's pipelines commit the lake on a clock of its own (the bench also runs
     older checkouts, for figures before and after a change in one run)."""
-    from streaming.jobs.runner import JobConfig
+    from streaming.plan import JobConfig
 
     return "lake_trigger_seconds" in JobConfig.model_fields
 
@@ -135,7 +136,7 @@ def _catch_up_here(topic: str, events: int, sinks: list[str], warm_up: str | Non
     batches = BatchLines()
     batches.start()
     tag = uuid.uuid4().hex[:8]
-    runner = job(f"bench-{tag}", topic, f"bench_{tag}", sinks)
+    runner = job(f"bench-{tag}", topic, f"bench_{tag}", sinks, on_result=batches)
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     runner.run(available_now=True)
@@ -215,7 +216,7 @@ def _orders_rows(count: int):
 
 def orders_table(topic: str):
     """The orders pipeline's serving table for ``topic``, as the pipeline derives it."""
-    from streaming.jobs.runner import serving_table
+    from streaming.plan import serving_table
     from streaming.session import build_session
 
     orders = orders_pipeline("bench", topic, f"bench_shape_{uuid.uuid4().hex[:8]}")
@@ -224,9 +225,9 @@ def orders_table(topic: str):
 
 def _raw_store_write(store: str, namespace: str, start: int, count: int, concurrency: int, table) -> float:
     """One process's share of a raw write (its own process: the clients are Python)."""
-    from streaming.sinks.base import WriteToken
-    from streaming.sinks.cassandra import CassandraSink
-    from streaming.sinks.postgres import PostgresSink
+    from streaming.stores.base import WriteToken
+    from streaming.stores.cassandra import CassandraSink
+    from streaming.stores.postgres import PostgresSink
 
     settings = get_settings()
     rows = _orders_rows(start + count).slice(start, count)
@@ -438,8 +439,8 @@ def _store_lookups(namespace: str) -> dict:
     import psycopg2
     from deltalake import DeltaTable
 
-    from streaming.sinks import lake as lake_sink
-    from streaming.sinks.cassandra import connect
+    from streaming.stores import lake as lake_sink
+    from streaming.stores.cassandra import connect
 
     settings = get_settings()
     pg = psycopg2.connect(settings.postgres.dsn())
@@ -486,8 +487,8 @@ def latency(rate: int, seconds: int, sinks: list[str], trigger: float = 0.5, lak
     producer.flush()
     floor, next_id = spark_floor(topic, rate, seconds, trigger, first_id=1)
 
-    runner = job(f"bench-lat-{tag}", topic, namespace, sinks, trigger, lake_trigger)
     batches = BatchLines()
+    runner = job(f"bench-lat-{tag}", topic, namespace, sinks, trigger, lake_trigger, on_result=batches)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     settings = get_settings()
@@ -550,31 +551,30 @@ def latency(rate: int, seconds: int, sinks: list[str], trigger: float = 0.5, lak
     return result
 
 
-class BatchLines(logging.Handler):
-    """The serving batches' own account (the job's "batch N: ..." log lines) while attached: the
-    foreachBatch's wall time and the per-partition stage seconds (summed over partitions)."""
+class BatchLines:
+    """The serving batches' own account while a job runs (its ``on_result``): the foreachBatch's
+    wall time and the per-partition stage seconds (summed over partitions), and the lake's commits."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.batches: list[dict] = []
-        self.lake_commits: list[dict] = []  # the lake's commits of staged changes ("lake: ..." lines)
-
-    def emit(self, record) -> None:
-        if isinstance(record.msg, str) and record.msg.startswith("batch %d:"):
-            self.batches.append({"rows": record.args[1], "foreach_batch_s": record.args[4], **record.args[-1]})
-        elif isinstance(record.msg, str) and record.msg.startswith("lake: %d changes"):
-            self.lake_commits.append({"changes": record.args[0], "seconds": record.args[-1]})
+        self.lake_commits: list[dict] = []
+        self.recording = False
 
     def start(self) -> None:
-        from streaming.jobs import runner as runner_module
-
-        runner_module.log.addHandler(self)
-        runner_module.log.setLevel(logging.INFO)
+        self.recording = True
 
     def stop(self) -> None:
-        from streaming.jobs import runner as runner_module
+        self.recording = False
 
-        runner_module.log.removeHandler(self)
+    def __call__(self, result) -> None:
+        from streaming.stores.writer import BatchResult
+
+        if not self.recording:
+            return
+        if isinstance(result, BatchResult):
+            self.batches.append({"rows": result.rows, "foreach_batch_s": result.seconds, **result.partition_seconds})
+        else:
+            self.lake_commits.append({"changes": result.changes, "seconds": result.seconds})
 
     def medians(self) -> dict:
         keys = sorted({k for b in self.batches for k in b})

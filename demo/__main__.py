@@ -100,8 +100,8 @@ def show(namespace: str) -> None:
     import psycopg2
     from deltalake import DeltaTable
 
-    from streaming.sinks import lake
-    from streaming.sinks.cassandra import connect
+    from streaming.stores import lake
+    from streaming.stores.cassandra import connect
 
     settings = get_settings()
     pg = psycopg2.connect(settings.postgres.dsn())

@@ -48,7 +48,7 @@ class _Local:
 
 class _S3:
     def __init__(self, settings: Settings, location: str) -> None:
-        from streaming.sinks import lake
+        from streaming.stores import lake
 
         self.client = lake.client(settings)
         self.bucket, _, prefix = location.removeprefix("s3a://").partition("/")

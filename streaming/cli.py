@@ -91,13 +91,14 @@ def _new(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from kappa.settings import get_settings
+    from streaming import stores
     from streaming.jobs import pipeline
-    from streaming.migrations import APPLY, files
+    from streaming.stores.base import migration_files
 
     p = pipeline.load(args.pipeline, **({"namespace": args.namespace} if args.namespace else {}))
     if p.migrations is None:
         raise Refused(f"pipeline {p.name} has no migrations (its file sets no 'migrations' folder)")
-    for store in (s for s in APPLY if s in p.sinks and files(p.migrations, s)):
-        versions = APPLY[store](get_settings(), p.namespace, p.name, p.migrations)
-        print(f"{store}: {'applied ' + ', '.join(versions) if versions else 'up to date'}")
+    for name in (s for s in stores.names() if s in p.sinks and migration_files(p.migrations, s)):
+        versions = stores.get(name).migrate(get_settings(), p.namespace, p.name, p.migrations)
+        print(f"{name}: {'applied ' + ', '.join(versions) if versions else 'up to date'}")
     return 0

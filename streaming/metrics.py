@@ -1,13 +1,18 @@
 """The streaming jobs' Prometheus metrics (every one is in docs/metrics.md).
 
 All of them are the driver's: the executors' counts and timings come back with each batch
-(:class:`streaming.sinks.writer.BatchWriter` sums them over the partitions), so one /metrics
+(:class:`streaming.stores.writer.BatchWriter` sums them over the partitions), so one /metrics
 endpoint per job shows what every executor wrote. Labels: ``job`` (the query's name),
 ``topic``, ``partition``, ``sink``, ``kind``.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from streaming.stores.writer import BatchResult, LakeCommit
 
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -47,18 +52,18 @@ def start(job: str, topic: str, sinks: list[str]) -> None:
         EVENTS_OUT.labels(job, sink)
 
 
-def record_lake_batch(job: str, result: dict) -> None:
-    """One commit of a job's staged changes to the lake (``LakeWriter.commit``'s result)."""
-    EVENTS_OUT.labels(job, "lake").inc(result["changes"])
-    SINK_SECONDS.labels(job, "lake").observe(result["seconds"])
+def record_lake_batch(job: str, result: LakeCommit) -> None:
+    """One commit of a job's staged changes to the lake."""
+    EVENTS_OUT.labels(job, "lake").inc(result.changes)
+    SINK_SECONDS.labels(job, "lake").observe(result.seconds)
 
 
-def record_batch(job: str, topic: str, sinks: list[str], result: dict) -> None:
-    """One written serving batch's counts and timings (``BatchWriter.write``'s result)."""
+def record_batch(job: str, topic: str, sinks: list[str], result: BatchResult) -> None:
+    """One written serving batch's counts and timings."""
     for sink in sinks:
         if sink != "lake":  # the lake's commits count it (record_lake_batch)
-            EVENTS_OUT.labels(job, sink).inc(result["rows"])
-    DEAD_LETTERS.labels(job, topic).inc(result["rejected"])
-    for sink, seconds in result["partition_seconds"].items():
+            EVENTS_OUT.labels(job, sink).inc(result.rows)
+    DEAD_LETTERS.labels(job, topic).inc(result.rejected)
+    for sink, seconds in result.partition_seconds.items():
         if sink in sinks:
             SINK_SECONDS.labels(job, sink).observe(seconds)

@@ -100,7 +100,7 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
         .config("spark.sql.streaming.checkpointFileManagerClass",
                 "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager")
         .config("spark.sql.session.timeZone", "UTC")
-        # The lake's tables are Delta tables (streaming/sinks/lake.py).
+        # The lake's tables are Delta tables (streaming/stores/lake.py).
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         # Delta rebuilds a table's state (which idempotent writes read) in 50 partitions by default:

@@ -3,43 +3,24 @@
 A sink's failure happens on an executor and reaches the driver as text inside Spark's exception,
 under the query plan. The restart decision does not read that text: the job restarts from its
 checkpoint whatever failed (bounded by ``max_restarts``). The text is only mined for the one line
-that :class:`~streaming.sinks.base.SinkUnavailable` wrote, and the driver probes the job's servers
+that :class:`~streaming.stores.base.SinkUnavailable` wrote, and the driver probes the job's servers
 itself, so the last line of the log says what is down in words a person can act on.
 """
 from __future__ import annotations
 
 import re
-import socket
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from kappa.settings import Settings
 from kappa.errors import Unavailable
+from kappa.settings import Settings
+from streaming import stores
+from streaming.stores.base import Endpoint
 
 _SINK_UNAVAILABLE = re.compile(r"SinkUnavailable: (.+)")
 # "Caused by: org.postgresql.util.PSQLException: FATAL: ..." / "psycopg2.OperationalError: ..."
 _EXCEPTION_LINE = re.compile(r"^\s*(?:Caused by: )?([A-Za-z_][\w.$]*(?:Exception|Error)): (.+)$")
 _WRAPPERS = ("org.apache.spark.", "py4j.", "pyspark.", "java.util.concurrent.", "StreamingQueryException",
              "Py4JJavaError", "java.lang.reflect.")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    name: str      # the server, as a person calls it
-    setting: str   # where its address is configured
-    host: str
-    port: int
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def reachable(self, timeout: float = 2.0) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=timeout):
-                return True
-        except OSError:
-            return False
 
 
 class ServerUnavailable(Unavailable, RuntimeError):
@@ -61,14 +42,9 @@ def endpoints(settings: Settings, sinks: list[str], reference: bool) -> list[End
     found = [Endpoint("kafka", "kafka.bootstrap_servers", *host_port(settings.kafka.bootstrap_servers.split(",")[0])),
              Endpoint("schema registry", "registry.url", registry.hostname or "127.0.0.1",
                       registry.port or (443 if registry.scheme == "https" else 80))]
-    if "lake" in sinks:
-        found.append(Endpoint("S3 (lake)", "s3.endpoint", *host_port(settings.s3.endpoint)))
-    if "clickhouse" in sinks:
-        found.append(Endpoint("clickhouse", "clickhouse.host/port", settings.clickhouse.host, settings.clickhouse.port))
-    if "cassandra" in sinks:
-        found.append(Endpoint("cassandra", "cassandra.hosts/port", settings.cassandra.hosts[0], settings.cassandra.port))
-    if "postgres" in sinks or reference:
-        found.append(Endpoint("postgres", "postgres.host/port", settings.postgres.host, settings.postgres.port))
+    # PostgreSQL also holds the pipelines' reference tables.
+    found += [stores.get(name).endpoint(settings) for name in stores.names()
+              if name in sinks or (name == "postgres" and reference)]
     return found
 
 

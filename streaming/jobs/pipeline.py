@@ -13,7 +13,7 @@
     columns = { segment = "customer_segment" }
     on_missing = "keep"                      # keep (nulls) | dlq | hold (wait until it has rows)
 
-Every other key is a :class:`~streaming.jobs.runner.JobConfig` setting (namespace, sinks, trigger,
+Every other key is a :class:`~streaming.plan.JobConfig` setting (namespace, sinks, trigger,
 retries, ...). The steps run in a fixed order: the CDC envelope (detected from the schema) or the
 events' version, normalisation, validation, reference joins, the SQL file, then the Python module's
 ``transform``; the module's ``extra`` runs per partition on the executors (e.g. features).
@@ -35,9 +35,9 @@ from pyspark.sql import functions as F
 
 from schemas.serde import subject_for
 from kappa.settings import Settings, get_settings
-from streaming.jobs.runner import BatchContext, JobConfig, JobDefinition
-from streaming.tables import versions
-from streaming.tables.versions import ServingVersion
+from streaming.plan import BatchContext, JobConfig, JobDefinition
+from streaming import versions
+from streaming.versions import ServingVersion
 from streaming.transforms import changes, enrich, normalise
 from streaming.transforms.validate import ERROR, Rule, check
 from kappa.errors import Refused

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from streaming.sinks.writer import PartitionContext
+from streaming.stores.writer import PartitionContext
 from streaming.transforms import features
 
 

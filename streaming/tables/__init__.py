@@ -3,9 +3,9 @@
 A table holds the latest state per key, a ``_version`` (the source position that produced it) and
 a ``_deleted`` tombstone flag; the lake keeps every change instead. Its columns are not written by
 hand: :func:`derive` takes them from the job's transformed stream, whose types come from the Avro
-reader schema in the registry (through spark-avro) and from the pipeline's SQL. Each store's DDL is
-then made from :mod:`streaming.tables.types` by :mod:`streaming.tables.ddl`, which creates the
-tables when missing and adds the columns a newer schema brings.
+reader schema in the registry (through spark-avro) and from the pipeline's SQL. Each store then
+makes its table from it (:meth:`streaming.stores.base.Store.ensure_table`): created when missing,
+given the columns a newer schema brings.
 """
 from __future__ import annotations
 

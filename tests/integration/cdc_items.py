@@ -13,7 +13,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from connectors.cdc import envelope
 from connectors.cdc.pgoutput import Column, Relation
 from schemas.serde import AvroSerializer
-from streaming.tables import versions
+from streaming.stores import lake
 from tests.integration import sink_contents
 
 INT8, INT4, TEXT = 20, 23, 25
@@ -80,14 +80,14 @@ def served(settings, namespace: str, table) -> dict[str, dict]:
                     "WHERE n.nspname = %s AND c.relname = 'items'", (namespace,))
         assert cur.fetchone()[0] == "v"  # a view over the active version
     conn.close()
-    from streaming.sinks.cassandra import connect
+    from streaming.stores.cassandra import connect
 
     cluster, session = connect(settings)
     keyspace = session.execute(f'SELECT keyspace_name FROM "{namespace}".serving_versions WHERE table_name = %s',
                                ("items",)).one().keyspace_name
     cluster.shutdown()
-    pointer = json.loads(versions._minio(settings).get_object(settings.s3.lake_bucket,
-                                                              versions.pointer(namespace, "items")).read())
+    pointer = json.loads(lake.client(settings).get_object(settings.s3.lake_bucket,
+                                                          lake.pointer(namespace, "items")).read())
     lake_namespace = pointer["path"].rstrip("/").split("/")[-2]
     return {"postgres": sink_contents.postgres(settings, namespace, table),
             "clickhouse": sink_contents.clickhouse(settings, namespace, table),

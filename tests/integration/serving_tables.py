@@ -1,7 +1,8 @@
 """The platform's pipelines as the tests run them, and the serving tables they derive."""
 from streaming import pipelines
 from streaming.jobs import pipeline
-from streaming.tables import Table, ddl
+from streaming import stores
+from streaming.tables import Table
 
 ORDERS_JOB = pipeline.load(pipelines.path("orders")).definition()
 CUSTOMERS_JOB = pipeline.load(pipelines.path("customers")).definition()
@@ -23,4 +24,4 @@ CUSTOMERS = Table("customers", ("customer_id",), (
 
 def customers_dimension(settings, namespace: str) -> None:
     """The customers table (empty) that the orders pipeline joins, as the customers pipeline makes it."""
-    ddl.postgres(settings, namespace, CUSTOMERS, "customers")
+    stores.get("postgres").ensure_table(settings, namespace, CUSTOMERS, "customers")

@@ -10,8 +10,8 @@ import psycopg2.extras
 from cassandra.util import Date as CassandraDate
 from deltalake import DeltaTable
 
-from streaming.sinks import lake as lake_sink
-from streaming.sinks.cassandra import connect
+from streaming.stores import lake as lake_sink
+from streaming.stores.cassandra import connect
 from streaming.tables import Table
 
 

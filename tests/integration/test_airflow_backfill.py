@@ -18,7 +18,7 @@ import requests
 from stack import lifecycle, ports
 from stack.airflow import PASSWORD, USER, Airflow
 from streaming.jobs import pipeline as pipelines
-from streaming.jobs.runner import serving_table
+from streaming.plan import serving_table
 from tests.conftest import write_toml
 from tests.integration import cdc_items, sink_contents
 from tests.integration.kafka_topics import create_topic, wait_for

@@ -14,11 +14,14 @@ from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from batch_replay import ranges
+from batch_replay.replay import Plan, replay
 from schemas import contracts
 from schemas.serde import AvroSerializer
+from streaming import stores
 from streaming.jobs import pipeline
 from streaming.jobs.runner import JobRunner
-from tests.integration import job_process, sink_contents
+from tests.integration import job_process, sink_contents, sqlite_store
 from tests.integration.job_process import REPO
 from tests.integration.serving_tables import ORDERS, customers_dimension
 
@@ -169,3 +172,28 @@ def _high_watermarks(kafka_bootstrap: str, topic: str) -> dict[int, int]:
         return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in (0, 1)}
     finally:
         consumer.close()
+
+
+def test_a_store_added_as_one_module_and_one_registry_line_is_written_by_the_job_and_a_replay(
+        spark, settings, kafka_bootstrap, registry_url, unique, tmp_path, monkeypatch):
+    """tests/integration/sqlite_store.py is a whole store; registering it is the only other change."""
+    monkeypatch.setitem(stores.REGISTRY, "sqlite", "tests.integration.sqlite_store:SqliteStore")
+    monkeypatch.setenv("KAPPA_SQLITE_STORE", str(tmp_path / "sqlite"))
+    topic, live_ns, replay_ns = f"it.{unique}.sqlite.orders", f"sqlite_live_{unique}", f"sqlite_replay_{unique}"
+    _create(kafka_bootstrap, topic, 2)
+    _publish(registry_url, kafka_bootstrap, topic, [(i, 1, "NEW", 1.0 + i) for i in range(12)] +
+             [(i, 2, "PAID", 1.0 + i) for i in range(0, 12, 4)] + [(99, 1, "NEW", -1.0)])
+    for namespace in (live_ns, replay_ns):
+        customers_dimension(settings, namespace)
+    path = job_process.pipeline_file({"name": f"sqlite-{unique}", "topic": topic, "namespace": live_ns,
+                                      "sinks": ["sqlite"], "checkpoint_dir": str(tmp_path / "ck")}, tmp_path, "sqlite")
+    live = pipeline.load(path)
+    JobRunner(live.definition(settings), live, settings, spark).run(available_now=True)
+    written = sqlite_store.rows(tmp_path / "sqlite", live_ns, "orders")
+    status = ORDERS.all_columns.index("status")  # the newest change per order; the invalid one went to the DLQ
+    assert {row[0]: row[status] for row in written} == {i: "PAID" if i % 4 == 0 else "NEW" for i in range(12)}
+
+    span = ranges.resolve(settings, topic, ranges.parse_bound("earliest"), ranges.parse_bound("latest"))
+    summary = replay(Plan(pipeline.load(path, namespace=replay_ns), span, 5, 2, ("sqlite",)), settings, spark)
+    assert summary.events == 16 and summary.rejected == 1
+    assert sqlite_store.rows(tmp_path / "sqlite", replay_ns, "orders") == written

@@ -15,7 +15,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from connectors.cdc.connector import SESSION_OPTIONS
 from streaming.jobs import pipeline
-from streaming.jobs.runner import serving_table
+from streaming.plan import serving_table
 from tests.integration import job_process, sink_contents
 from tests.integration.kafka_topics import read_topic, wait_for
 

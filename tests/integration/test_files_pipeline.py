@@ -10,7 +10,8 @@ import clickhouse_connect
 import psycopg2
 
 from streaming.jobs import pipeline
-from streaming.jobs.runner import JobRunner, serving_table
+from streaming.jobs.runner import JobRunner
+from streaming.plan import serving_table
 from tests.integration import sink_contents
 from tests.integration.job_process import REPO
 from tests.integration.kafka_topics import read_topic, wait_for

@@ -20,9 +20,9 @@ from confluent_kafka import Consumer, TopicPartition
 from deltalake import DeltaTable
 
 from streaming.jobs import pipeline as pipelines
-from streaming.jobs.runner import serving_table
-from streaming.sinks import lake as lake_sink
-from streaming.tables import versions
+from streaming.plan import serving_table
+from streaming.stores import lake as lake_sink
+from streaming import versions
 from tests.conftest import write_toml
 from tests.integration import cdc_items, job_process
 from tests.integration.job_process import REPO

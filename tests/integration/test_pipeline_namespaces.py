@@ -12,8 +12,9 @@ from schemas import contracts
 from schemas.serde import AvroSerializer
 from streaming import pipelines
 from streaming.jobs import pipeline
-from streaming.jobs.runner import JobRunner, serving_table
-from streaming.sinks.cassandra import connect
+from streaming.jobs.runner import JobRunner
+from streaming.plan import serving_table
+from streaming.stores.cassandra import connect
 from tests.integration import sink_contents
 from tests.integration.serving_tables import customers_dimension
 

@@ -10,13 +10,14 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from schemas import contracts
 
-from streaming.jobs.runner import JobConfig, serving_table
-from streaming.sinks import lake
-from streaming.sinks.base import WriteToken
-from streaming.sinks.cassandra import CassandraSink, connect
-from streaming.sinks.clickhouse import ClickHouseSink
-from streaming.sinks.postgres import PostgresSink
-from streaming.tables import Table, TableError, ddl
+from streaming.plan import JobConfig, serving_table
+from streaming.stores import lake
+from streaming.stores.base import WriteToken
+from streaming.stores.cassandra import CassandraSink, connect
+from streaming.stores.clickhouse import ClickHouseSink
+from streaming.stores.postgres import PostgresSink
+from streaming import stores
+from streaming.tables import Table, TableError
 from tests.integration.serving_tables import ORDERS, ORDERS_JOB, customers_dimension
 
 UTC = timezone.utc
@@ -78,9 +79,9 @@ def test_the_orders_job_derives_its_table_from_the_registry(spark, settings, reg
 def test_a_table_is_created_evolved_and_guarded_in_every_store(spark, settings, unique):
     namespace = f"tables_{unique}"
     first = Table(EVERY_TYPE.name, EVERY_TYPE.key, tuple(c for c in EVERY_TYPE.columns if c[0] != "note"))
-    for store in ddl.ENSURE:
-        assert ddl.ENSURE[store](settings, namespace, first, "things-job") == first.column_names
-        assert ddl.ENSURE[store](settings, namespace, first, "things-job") == []  # idempotent
+    for store in stores.serving():
+        assert stores.get(store).ensure_table(settings, namespace, first, "things-job") == first.column_names
+        assert stores.get(store).ensure_table(settings, namespace, first, "things-job") == []  # idempotent
     location = lake.ensure_table(spark, settings, namespace, first, "things-job")
 
     token = WriteToken("things-job", 0, 0)
@@ -92,8 +93,8 @@ def test_a_table_is_created_evolved_and_guarded_in_every_store(spark, settings, 
         assert {c: values[c] for c in first.column_names} == expected, store
 
     # The schema gained an optional field: every store gains the column, the old row reads null.
-    for store in ddl.ENSURE:
-        assert ddl.ENSURE[store](settings, namespace, EVERY_TYPE, "things-job") == ["note"]
+    for store in stores.serving():
+        assert stores.get(store).ensure_table(settings, namespace, EVERY_TYPE, "things-job") == ["note"]
     lake.ensure_table(spark, settings, namespace, EVERY_TYPE, "things-job")
     assert dict((f.name, f.dataType.simpleString())
                 for f in spark.read.format("delta").load(location).schema.fields)["note"] == "string"
@@ -107,13 +108,13 @@ def test_a_table_is_created_evolved_and_guarded_in_every_store(spark, settings, 
     # A type change or another key cannot be applied in place: refused, naming column, store and fix.
     retyped = Table(EVERY_TYPE.name, EVERY_TYPE.key,
                     tuple((c, "string" if c == "count" else t) for c, t in EVERY_TYPE.columns))
-    for store in ddl.ENSURE:
+    for store in stores.serving():
         with pytest.raises(TableError, match=rf"things-job: column count of {store} table {namespace}.things is "
                                              ".* the schema now makes it .*add a field with a new name"):
-            ddl.ENSURE[store](settings, namespace, retyped, "things-job")
-    with pytest.raises(TableError, match="column count of delta table"):
+            stores.get(store).ensure_table(settings, namespace, retyped, "things-job")
+    with pytest.raises(TableError, match="column count of lake table"):
         lake.ensure_table(spark, settings, namespace, retyped, "things-job")
     rekeyed = Table(EVERY_TYPE.name, ("thing_id",), EVERY_TYPE.columns)
-    for store in ddl.ENSURE:
+    for store in stores.serving():
         with pytest.raises(TableError, match=rf"{store} table {namespace}.things has the key \['site', 'thing_id'\]"):
-            ddl.ENSURE[store](settings, namespace, rekeyed, "things-job")
+            stores.get(store).ensure_table(settings, namespace, rekeyed, "things-job")

@@ -19,8 +19,9 @@ import time
 import psycopg2
 
 from streaming.jobs import pipeline as pipelines
-from streaming.jobs.runner import JobRunner, serving_table
-from streaming.tables import versions
+from streaming.jobs.runner import JobRunner
+from streaming.plan import serving_table
+from streaming import versions
 from tests.conftest import write_toml
 from tests.integration import cdc_items, sink_contents
 from tests.integration.job_process import REPO
@@ -46,7 +47,7 @@ READER = textwrap.dedent("""
     import json, sys, time
     import clickhouse_connect, psycopg2
     from kappa.settings import get_settings
-    from streaming.sinks.cassandra import connect
+    from streaming.stores.cassandra import connect
     namespace, deadline = sys.argv[1], time.time() + float(sys.argv[2])
     s = get_settings()
     pg = psycopg2.connect(s.postgres.dsn()); pg.autocommit = True
@@ -187,7 +188,7 @@ def test_a_shadow_rebuild_equals_the_live_job_then_readers_switch_at_once(spark,
     conn.close()
     databases = {r[0] for r in cdc_items.clickhouse(settings).query("SELECT name FROM system.databases").result_rows}
     assert not {moved, home} & databases
-    from streaming.sinks.cassandra import connect
+    from streaming.stores.cassandra import connect
 
     cluster, session = connect(settings)
     keyspaces = {r.keyspace_name for r in session.execute("SELECT keyspace_name FROM system_schema.keyspaces")}

@@ -15,7 +15,8 @@ from schemas import contracts
 from schemas.serde import AvroSerializer
 from streaming import decode
 
-from streaming.jobs.runner import JobConfig, JobRunner
+from streaming.jobs.runner import JobRunner
+from streaming.plan import JobConfig
 from tests.integration.serving_tables import CUSTOMERS, CUSTOMERS_JOB, ORDERS_JOB, ORDERS_WITH_CHANNEL
 from tests.integration import sink_contents
 from tests.integration.kafka_topics import read_topic, wait_for

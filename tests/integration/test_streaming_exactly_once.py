@@ -14,8 +14,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from schemas import contracts
 from schemas.serde import AvroSerializer
 
-from streaming.jobs.runner import JobConfig, JobRunner
-from streaming.sinks import lake
+from streaming.jobs.runner import JobRunner
+from streaming.plan import JobConfig
+from streaming.stores import lake
 from tests.integration import job_process, sink_contents
 from tests.integration.serving_tables import ORDERS, ORDERS_JOB, customers_dimension
 

@@ -9,7 +9,8 @@ import requests
 
 from stack import lifecycle
 
-from streaming.jobs.runner import JobConfig, JobRunner
+from streaming.jobs.runner import JobRunner
+from streaming.plan import JobConfig
 from tests.integration.serving_tables import ORDERS, ORDERS_JOB, customers_dimension
 from tests.integration import job_process, sink_contents
 from tests.integration.kafka_topics import wait_for

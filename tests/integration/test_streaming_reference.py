@@ -13,8 +13,9 @@ from schemas import contracts
 from schemas.serde import AvroSerializer
 from stack import lifecycle
 from streaming.jobs import pipeline
-from streaming.jobs.runner import HOLD_CHECK_S, JobConfig, JobRunner
-from streaming.tables import ddl
+from streaming.jobs.runner import HOLD_CHECK_S, JobRunner
+from streaming.plan import JobConfig
+from streaming import stores
 from tests.integration.kafka_topics import wait_for
 from tests.integration.serving_tables import CUSTOMERS, ORDERS_JOB
 
@@ -41,7 +42,7 @@ def _order_sender(registry_url: str, kafka_bootstrap: str, topic: str):
 def test_a_running_job_picks_up_changed_reference_data(spark, settings, kafka_bootstrap, registry_url, unique,
                                                         tmp_path):
     namespace, topic = f"ref_{unique}", f"it.{unique}.ref.orders"
-    ddl.postgres(settings, namespace, CUSTOMERS, "customers")  # the dimension, as the customers job makes it
+    stores.get("postgres").ensure_table(settings, namespace, CUSTOMERS, "customers")  # the dimension, as the customers job makes it
     pg = psycopg2.connect(settings.postgres.dsn())
     pg.autocommit = True
 
@@ -89,7 +90,7 @@ def test_a_running_job_picks_up_changed_reference_data(spark, settings, kafka_bo
 def test_reference_data_is_read_once_per_refresh_and_served_from_the_cache_while_its_database_is_down(
         spark, settings, kafka_bootstrap, registry_url, clickhouse_settings, unique, tmp_path):
     namespace, topic = f"refc_{unique}", f"it.{unique}.refc.orders"
-    ddl.postgres(settings, namespace, CUSTOMERS, "customers")
+    stores.get("postgres").ensure_table(settings, namespace, CUSTOMERS, "customers")
     pg = psycopg2.connect(settings.postgres.dsn())
     pg.autocommit = True
     with pg.cursor() as cur:
@@ -150,7 +151,7 @@ def test_a_pipeline_that_holds_waits_for_its_reference_and_then_joins(spark, set
     """on_missing = "hold": an empty reference at start holds the job (nothing written, said in the
     log) until the reference has rows; then every order joins with them, none with nulls."""
     namespace, topic = f"hold_{unique}", f"it.{unique}.hold.orders"
-    ddl.postgres(settings, namespace, CUSTOMERS, "customers")  # exists, but empty
+    stores.get("postgres").ensure_table(settings, namespace, CUSTOMERS, "customers")  # exists, but empty
     order = _order_sender(registry_url, kafka_bootstrap, topic)
     for order_id in range(1, 4):
         order(order_id)

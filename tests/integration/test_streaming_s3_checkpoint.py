@@ -11,7 +11,8 @@ from minio import Minio
 from schemas import contracts
 from schemas.serde import AvroSerializer
 
-from streaming.jobs.runner import JobConfig, JobFailed, JobRunner
+from streaming.jobs.runner import JobFailed, JobRunner
+from streaming.plan import JobConfig
 from tests.integration import sink_contents
 from tests.integration.serving_tables import ORDERS, ORDERS_JOB, customers_dimension
 

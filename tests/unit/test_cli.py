@@ -110,12 +110,14 @@ def test_the_wheel_holds_the_product_and_kappa_runs_from_a_fresh_venv(tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
 
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no PYTHONPATH: nothing of the checkout
+
     def kappa(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(fresh / "bin" / "kappa"), *args], cwd=outside, capture_output=True, text=True,
-                              timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+                              timeout=60, env=clean)
 
     where = subprocess.run([str(python), "-c", "import kappa, streaming; print(kappa.__file__, streaming.__file__)"],
-                           cwd=outside, capture_output=True, text=True, check=True).stdout
+                           cwd=outside, capture_output=True, text=True, check=True, env=clean).stdout
     assert str(REPO) not in where and where.count(site) == 2, where
     assert kappa("--version").stdout.strip() == "kappa 0.1.0"
     shown = kappa("--help")

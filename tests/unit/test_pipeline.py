@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from streaming import pipelines
 from streaming.jobs import pipeline
-from streaming.jobs.runner import BatchContext, JobConfig
+from streaming.plan import BatchContext, JobConfig
 
 UTC = timezone.utc
 EVENTS = ("event_id string, event_time timestamp, order_id bigint, customer_id bigint, status string, "

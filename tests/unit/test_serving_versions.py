@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.tables.versions import Version, VersionRefused, _choose, _clickhouse_view, job_name, version_namespace
+from streaming.stores.clickhouse import view_query
+from streaming.versions import Version, VersionRefused, _choose, job_name, version_namespace
 
 
 def _v(number: int, state: str) -> Version:
@@ -39,8 +40,8 @@ def test_a_version_that_was_cut_over_or_skips_a_number_is_refused(versions, numb
 
 
 def test_the_clickhouse_view_merges_where_the_engine_merges():
-    assert _clickhouse_view("v2", "t", "ReplacingMergeTree") == "SELECT * FROM `v2`.`t` FINAL"
-    assert _clickhouse_view("v2", "t", "ReplicatedSummingMergeTree") == "SELECT * FROM `v2`.`t` FINAL"
-    assert _clickhouse_view("v2", "t", "MergeTree") == "SELECT * FROM `v2`.`t`"
-    assert _clickhouse_view("v2", "t", "SharedMergeTree") == "SELECT * FROM `v2`.`t`"
-    assert _clickhouse_view("v2", "t", "View") == "SELECT * FROM `v2`.`t`"
+    assert view_query("v2", "t", "ReplacingMergeTree") == "SELECT * FROM `v2`.`t` FINAL"
+    assert view_query("v2", "t", "ReplicatedSummingMergeTree") == "SELECT * FROM `v2`.`t` FINAL"
+    assert view_query("v2", "t", "MergeTree") == "SELECT * FROM `v2`.`t`"
+    assert view_query("v2", "t", "SharedMergeTree") == "SELECT * FROM `v2`.`t`"
+    assert view_query("v2", "t", "View") == "SELECT * FROM `v2`.`t`"

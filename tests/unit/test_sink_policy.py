@@ -3,7 +3,7 @@ import pyarrow as pa
 import pytest
 
 from streaming.jobs import failures
-from streaming.sinks.base import RetryPolicy, Sink, SinkUnavailable, WriteToken
+from streaming.stores.base import RetryPolicy, Sink, SinkUnavailable, WriteToken
 from streaming.tables import Table
 
 ORDERS = Table("orders", ("order_id",), (("order_id", "bigint"),))
@@ -63,7 +63,7 @@ def test_tokens_differ_per_partition_and_table():
 
 def test_a_failure_is_described_by_the_sink_line_or_the_deepest_foreign_cause():
     nobody = failures.Endpoint("cassandra", "cassandra.hosts/port", "127.0.0.1", 1)  # nothing listens on port 1
-    sink_failure = RuntimeError("Job aborted\nTraceback ...\nstreaming.sinks.base.SinkUnavailable: cassandra at "
+    sink_failure = RuntimeError("Job aborted\nTraceback ...\nstreaming.stores.base.SinkUnavailable: cassandra at "
                                 "127.0.0.1:1 did not take the write of ns.orders for batch 4 (partition 1)\n\tat org...")
     assert failures.describe(sink_failure, 4, [nobody]) == (
         "batch 4 failed: cassandra at 127.0.0.1:1 did not take the write of ns.orders for batch 4 (partition 1); "

@@ -5,7 +5,8 @@ import pytest
 from pyspark.sql import types as T
 
 from streaming.tables import TableError, derive
-from streaming.tables.types import rows, store_type
+from streaming import stores
+from streaming.tables.types import AVRO
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -16,14 +17,20 @@ def _schema(**columns: T.DataType) -> T.StructType:
 
 def test_readme_shows_the_mapping_the_code_applies():
     text = README.read_text()
-    for row in rows():
+    for row in stores.type_table():
         cells = [row[0]] + [f"`{c}`" for c in row[1:]]
         assert "| " + " | ".join(cells) + " |" in text, row
 
 
 def test_decimals_keep_precision_and_scale():
-    assert [store_type(s, "decimal(12,3)") for s in ("postgres", "clickhouse", "cassandra", "delta")] == [
+    assert [stores.get(s).column_type("decimal(12,3)") for s in ("postgres", "clickhouse", "cassandra", "lake")] == [
         "numeric(12,3)", "Decimal(12, 3)", "decimal", "decimal(12,3)"]
+
+
+def test_every_store_maps_every_column_type():
+    for name in stores.names():
+        for spark_type in [*AVRO, "decimal(38,10)"]:
+            assert stores.get(name).column_type(spark_type), (name, spark_type)
 
 
 def test_derive_puts_the_key_first_and_leaves_out_what_is_not_a_column():

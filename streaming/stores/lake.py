@@ -7,9 +7,12 @@ writes nothing. Tables are created with optimized writes (one file per event dat
 than one per partition and date) and auto-compaction (small files of a date are merged after a
 commit once there are enough of them).
 
+Versions: the lake is read by path, so the pointer object ``<namespace>/_serving/<table>.json`` in
+the lake bucket names each table's active path (:class:`LakeStore`); version 1's tables stay.
+
 A live job's partitions do not write Delta themselves: each stages its batch's accepted changes as
 one Parquet object (:class:`StagedChanges`, ``<namespace>/_staged/<query>/batch-<id>-part-<p>.parquet``,
-beside the other stores), and the job's :class:`~streaming.sinks.writer.LakeWriter` appends the staged changes
+beside the other stores), and the job's :class:`~streaming.stores.writer.LakeWriter` appends the staged changes
 of the serving batches Spark has committed as one Delta commit every ``lake_trigger_seconds``
 (``txnVersion`` = the newest serving batch in it), then deletes them. A replay chunk appends its
 changes directly (:func:`append`).
@@ -20,6 +23,7 @@ Readers: Spark (``spark.read.format("delta").load(path)``), the ``deltalake`` pa
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pyarrow as pa
@@ -32,9 +36,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from kappa.settings import Settings
-from streaming.sinks.base import Sink, WriteToken
+from streaming.stores.base import Endpoint, Sink, Store, WriteToken, check_existing
 from streaming.tables import DELETED, VERSION, Table
-from streaming.tables.ddl import check_existing
 
 PARTITION_COLUMN = "event_date"
 _STAGED_NAME = re.compile(r"batch-(\d+)-part-(\d+)\.parquet")  # StagedChanges' objects
@@ -42,6 +45,81 @@ TABLE_PROPERTIES = {
     "delta.autoOptimize.optimizeWrite": "true",
     "delta.autoOptimize.autoCompact": "true",
 }
+
+
+class LakeStore(Store):
+    """The lake's verbs. Its tables are made by its writers (:func:`ensure_table`, which needs the
+    Spark session the Delta writer runs in), not per partition."""
+
+    name = "lake"
+    serving = False
+
+    def endpoint(self, settings: Settings) -> Endpoint:
+        host, _, port = settings.s3.endpoint.rpartition(":")
+        return Endpoint("S3 (lake)", "s3.endpoint", host, int(port))
+
+    def column_type(self, spark_type: str) -> str:
+        return spark_type  # Delta keeps Spark's types
+
+    def tables(self, settings: Settings, home: str) -> list[str]:
+        """The Delta tables directly under ``home`` (a prefix): folders with a ``_delta_log``."""
+        store, bucket = client(settings), settings.s3.lake_bucket
+        found = []
+        for entry in store.list_objects(bucket, prefix=f"{home}/"):
+            name = entry.object_name[len(home) + 1:].strip("/")
+            if entry.is_dir and not name.startswith("_") and \
+                    any(True for _ in store.list_objects(bucket, prefix=f"{home}/{name}/_delta_log/")):
+                found.append(name)
+        return sorted(found)
+
+    def cut_over(self, settings: Settings, namespace: str, target, current) -> list[str]:
+        store, bucket = client(settings), settings.s3.lake_bucket
+        home = target.locations[self.name]
+        switched = []
+        for table in self.tables(settings, home):
+            body = json.dumps({"pipeline": target.pipeline, "version": target.number,
+                               "path": path(settings, home, table)}).encode()
+            store.put_object(bucket, pointer(namespace, table), io.BytesIO(body), len(body),
+                             content_type="application/json")  # one PUT: readers see the old or the new object
+            switched.append(f"lake {pointer(namespace, table)} -> {home}/{table}")
+        return switched
+
+    def drop(self, settings: Settings, namespace: str, version) -> list[str]:
+        """The version's prefix; version 1's (the serving namespace's) only its tables whose pointer
+        names another version: the other pipelines' tables and the raw archive stay."""
+        store, bucket = client(settings), settings.s3.lake_bucket
+        home = version.locations[self.name]
+        prefixes = [f"{home}/"] if home != namespace else \
+            [f"{namespace}/{table}/" for table in _pointed_elsewhere(settings, namespace)]
+        dropped = []
+        for prefix in prefixes:
+            objects = [DeleteObject(o.object_name) for o in store.list_objects(bucket, prefix=prefix, recursive=True)]
+            errors = list(store.remove_objects(bucket, objects))
+            if errors:
+                raise OSError(f"lake {prefix}: {len(errors)} objects not deleted, the first: {errors[0]}")
+            dropped.append(f"lake s3://{bucket}/{prefix}")
+        return dropped
+
+
+def pointer(namespace: str, table: str) -> str:
+    """The lake bucket's object that names the path of ``table``'s active version."""
+    return f"{namespace}/_serving/{table}.json"
+
+
+def _pointed_elsewhere(settings: Settings, namespace: str) -> list[str]:
+    """The lake tables in ``namespace`` whose pointer names another namespace's path: version 1's."""
+    store, bucket = client(settings), settings.s3.lake_bucket
+    tables = []
+    for entry in store.list_objects(bucket, prefix=f"{namespace}/_serving/"):
+        response = store.get_object(bucket, entry.object_name)
+        try:
+            target = json.loads(response.read())
+        finally:
+            response.close()
+            response.release_conn()
+        if f"/{namespace}/" not in target["path"]:
+            tables.append(entry.object_name.rsplit("/", 1)[-1].removesuffix(".json"))
+    return tables
 
 
 def path(settings: Settings, namespace: str, table: str) -> str:
@@ -63,7 +141,8 @@ def ensure_bucket(settings: Settings) -> None:
 def ensure_table(spark: SparkSession, settings: Settings, namespace: str, spec: Table, job: str = "") -> str:
     """The table's Delta table, created if missing and given the columns the schema gained; its location.
 
-    Like the other stores (:mod:`streaming.tables.ddl`): a column whose type changed is refused.
+    Like the other stores' (:meth:`~streaming.stores.base.Store.ensure_table`): a column whose type
+    changed is refused.
     """
     ensure_bucket(settings)
     location = path(settings, namespace, spec.name)
@@ -76,7 +155,7 @@ def ensure_table(spark: SparkSession, settings: Settings, namespace: str, spec: 
                   f"PARTITIONED BY ({PARTITION_COLUMN}) TBLPROPERTIES ({properties})")
         return location
     existing = {f.name: f.dataType.simpleString() for f in spark.read.format("delta").load(location).schema.fields}
-    added = check_existing(job or spec.name, "delta", location, spec, existing, list(spec.key), lambda c, t: t)
+    added = check_existing(job or spec.name, "lake", location, spec, existing, list(spec.key), lambda c, t: t)
     if added:
         spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS ("
                   + ", ".join(f"`{c}` {spec.type_of(c)}" for c in added) + ")")

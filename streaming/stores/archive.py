@@ -16,7 +16,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from kappa.settings import Settings
 from streaming import sources
-from streaming.sinks.lake import ensure_bucket
+from streaming.stores.lake import ensure_bucket
 
 ARRIVAL_DATE = "arrival_date"
 COLUMNS = ("key", "value", "headers", "topic", "partition", "offset", "timestamp", "timestampType")

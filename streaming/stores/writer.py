@@ -1,6 +1,6 @@
 """A batch into every sink from the executors: the one write path of live jobs and batch replay.
 
-The driver only plans. A prepared batch (:func:`streaming.jobs.runner.prepare`) is repartitioned by
+The driver only plans. A prepared batch (:func:`streaming.plan.prepare`) is repartitioned by
 its key into ``partitions`` partitions (a number fixed for the life of a checkpoint, so a batch
 rerun after a crash is cut the same way) and each partition, in a Python worker on the executor
 that holds it:
@@ -8,10 +8,10 @@ that holds it:
 1. sends its rejected rows to ``<topic>.dlq``;
 2. keeps the newest change per key (keys never span partitions, so this is the batch's fold);
 3. writes ClickHouse, Cassandra and PostgreSQL with their own clients and, for a live job's lake,
-   stages every accepted change (:class:`~streaming.sinks.lake.StagedChanges`), concurrently (one
+   stages every accepted change (:class:`~streaming.stores.lake.StagedChanges`), concurrently (one
    thread per store; the partition ends when all of them have written, and fails if any one
    failed), each client opened once per worker and reused across batches, each write retried by
-   :class:`~streaming.sinks.base.Sink`'s policy and idempotent per (query, batch, partition);
+   :class:`~streaming.stores.base.Sink`'s policy and idempotent per (query, batch, partition);
 4. runs the job's per-partition ``extra`` work (e.g. features), with the same tokens.
 
 No Delta commit sits in a live job's serving batch: the job's :class:`LakeWriter` appends the
@@ -44,16 +44,14 @@ from pyspark.sql import functions as F
 
 from kappa.settings import Settings
 from streaming import decode as decoding
-from streaming.sinks import lake
-from streaming.sinks.base import RetryPolicy, Sink, WriteToken
-from streaming.sinks.dead_letters import RECORD_COLUMNS, DeadLetterSink
+from streaming.stores import lake
+from streaming.stores.base import RetryPolicy, Sink, Store, WriteToken
+from streaming.stores.dead_letters import RECORD_COLUMNS, DeadLetterSink
 from streaming.tables import Table
 from streaming.transforms import changes
 from streaming.transforms.validate import ERROR
 
 log = logging.getLogger(__name__)
-PARTITION_SINKS = ("clickhouse", "cassandra", "postgres")  # written concurrently by each partition
-SINKS = ("lake", *PARTITION_SINKS)
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class BatchPlan:
     topic: str
     namespace: str
     spec: Table
-    sinks: tuple[str, ...]                     # partition sinks of this job, in PARTITION_SINKS order
+    stores: tuple[Store, ...]                  # the serving stores each partition writes, in the registry's order
     lake: bool                                 # BatchWriter appends the changes to the lake too (a replay's)
     staged: bool = False                       # partitions stage their changes for a LakeWriter (a live job's)
     tie_break: tuple[str, ...] = ("event_id",)
@@ -91,6 +89,26 @@ class BatchPlan:
     # right after the Delta commit that took that serving batch's changes.
     crash_after: str | None = None
     crash_pids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one batch (or replay chunk) did, summed over its partitions on the executors."""
+
+    rows: int                          # rows upserted into each serving store: the newest change per key
+    changes: int                       # accepted changes (what the lake appends)
+    rejected: int                      # records sent to the DLQ
+    seconds: float                     # the batch's wall time on the driver
+    partition_seconds: dict[str, float]  # per stage ("dlq", "stores", each store, ...), summed over partitions
+
+
+@dataclass(frozen=True)
+class LakeCommit:
+    """One commit of a live job's staged changes to the lake."""
+
+    changes: int
+    batches: tuple[int, int]           # the serving batches whose changes it took (first, last)
+    seconds: float
 
 
 class _Totals(AccumulatorParam):
@@ -122,7 +140,7 @@ class BatchWriter:
         self.location = lake.ensure_table(spark, plan.settings, plan.namespace, plan.spec, plan.query) if plan.lake else None
         self._totals = spark.sparkContext.accumulator({}, _Totals())
 
-    def write(self, batch: DataFrame, batch_id: int) -> dict:
+    def write(self, batch: DataFrame, batch_id: int) -> BatchResult:
         """One batch (or replay chunk) of prepared rows into every sink; the summed counts and timings."""
         self._totals.value = {}
         plan = self.plan
@@ -138,9 +156,9 @@ class BatchWriter:
             written.write.format("noop").mode("overwrite").save()
         totals = dict(self._totals.value)
         seconds = {k.removeprefix("s."): round(v, 3) for k, v in totals.items() if k.startswith("s.")}
-        return {"rows": totals.get("rows", 0), "changes": totals.get("changes", 0),
-                "rejected": totals.get("rejected", 0), "seconds": round(time.perf_counter() - started, 3),
-                "partition_seconds": seconds}
+        return BatchResult(rows=totals.get("rows", 0), changes=totals.get("changes", 0),
+                           rejected=totals.get("rejected", 0), seconds=round(time.perf_counter() - started, 3),
+                           partition_seconds=seconds)
 
 
 class LakeWriter:
@@ -148,7 +166,7 @@ class LakeWriter:
     table in few large commits, each serving batch's at most once.
 
     The serving batches' partitions stage every accepted change beside the stores
-    (:class:`~streaming.sinks.lake.StagedChanges`); :meth:`commit` (the job calls it every
+    (:class:`~streaming.stores.lake.StagedChanges`); :meth:`commit` (the job calls it every
     ``lake_trigger_seconds``) appends those of the batches Spark has committed since the last call
     as one commit, ``txnAppId`` = the serving query, ``txnVersion`` = the newest of them, then
     deletes them. So an event is read, decoded, deduplicated and transformed once for every store,
@@ -166,7 +184,7 @@ class LakeWriter:
         if self.holds is not None:
             lake.drop_staged(plan.settings, plan.namespace, plan.query, self.holds)
 
-    def commit(self, served: int | None) -> dict | None:
+    def commit(self, served: int | None) -> LakeCommit | None:
         """Append the staged changes of the serving batches up to ``served`` (the newest Spark has
         committed) that the lake does not hold; what it appended, or None when nothing was new."""
         plan = self.plan
@@ -188,8 +206,8 @@ class LakeWriter:
             self.holds = served
             if batches:
                 lake.drop_staged(plan.settings, plan.namespace, plan.query, served)
-            return {"changes": changes, "batches": (after + 1, served),
-                    "seconds": round(time.perf_counter() - started, 3)}
+            return LakeCommit(changes=changes, batches=(after + 1, served),
+                              seconds=round(time.perf_counter() - started, 3))
 
 
 # --- on the executors ------------------------------------------------------------------------
@@ -198,19 +216,13 @@ _open_sinks: dict[tuple, Sink] = {}  # per Python worker, reused by every task i
 
 
 def _sinks(plan: BatchPlan) -> dict[str, Sink]:
-    """This worker's open clients for the plan's sinks and its dead-letter topic."""
-    from streaming.sinks.cassandra import CassandraSink
-    from streaming.sinks.clickhouse import ClickHouseSink
-    from streaming.sinks.postgres import PostgresSink
-
-    makers = {"clickhouse": lambda: ClickHouseSink(plan.settings, plan.namespace),
-              "cassandra": lambda: CassandraSink(plan.settings, plan.namespace),
-              "postgres": lambda: PostgresSink(plan.settings, plan.namespace),
-              "staged": lambda: lake.StagedChanges(plan.settings, plan.namespace),
-              "dlq": lambda: DeadLetterSink(plan.settings, plan.topic)}
+    """This worker's open clients for the plan's stores, the lake's staging and its dead-letter topic."""
+    makers = {store.name: (lambda store=store: store.sink(plan.settings, plan.namespace)) for store in plan.stores}
+    makers["staged"] = lambda: lake.StagedChanges(plan.settings, plan.namespace)
+    makers["dlq"] = lambda: DeadLetterSink(plan.settings, plan.topic)
     endpoints = plan.settings.model_dump_json()
     opened = {}
-    for name in (*plan.sinks, *(["staged"] if plan.staged else []), "dlq"):
+    for name in (*(s.name for s in plan.stores), *(["staged"] if plan.staged else []), "dlq"):
         key = (name, endpoints, plan.namespace, plan.topic)
         if key not in _open_sinks:
             _open_sinks[key] = makers[name]()
@@ -247,13 +259,13 @@ def _partition_writer(plan: BatchPlan, batch_id: int, totals) -> Callable[[Itera
         every_change = everything.filter(accepted).select(spec.all_columns)
         latest = changes.latest_per_key_arrow(every_change, list(spec.key), list(plan.tie_break))
         lap("dlq")
-        writes = {name: (sinks[name], latest) for name in plan.sinks}
+        writes = {store.name: (sinks[store.name], latest) for store in plan.stores}
         if plan.staged:  # even none: a rerun of the partition must replace what an earlier attempt staged
             writes["staged"] = (sinks["staged"], every_change)
         seconds.update(_write_concurrently(plan, writes, token))
         lap("stores")
         if plan.extra is not None:
-            plan.extra(every_change, PartitionContext({n: sinks[n] for n in plan.sinks}, token, plan.retry,
+            plan.extra(every_change, PartitionContext({s.name: sinks[s.name] for s in plan.stores}, token, plan.retry,
                                                       plan.namespace))
             lap("extra")
         maybe_crash(plan, "partition", token)
@@ -265,7 +277,7 @@ def _partition_writer(plan: BatchPlan, batch_id: int, totals) -> Callable[[Itera
     return write_partition
 
 
-_threads: ThreadPoolExecutor | None = None  # per Python worker: one thread per store
+_threads: tuple[int, ThreadPoolExecutor] | None = None  # per Python worker: (size, pool), a thread per store
 
 
 def _write_concurrently(plan: BatchPlan, writes: dict[str, tuple[Sink, pa.Table]],
@@ -279,9 +291,9 @@ def _write_concurrently(plan: BatchPlan, writes: dict[str, tuple[Sink, pa.Table]
     global _threads
     if len(writes) <= 1:
         return {f"s.{name}": _timed_write(plan, sink, name, rows, token) for name, (sink, rows) in writes.items()}
-    if _threads is None:
-        _threads = ThreadPoolExecutor(len(PARTITION_SINKS) + 1, thread_name_prefix="kappa-sink")
-    running = {name: _threads.submit(_timed_write, plan, sink, name, rows, token)
+    if _threads is None or _threads[0] < len(writes):
+        _threads = (len(writes), ThreadPoolExecutor(len(writes), thread_name_prefix="kappa-sink"))
+    running = {name: _threads[1].submit(_timed_write, plan, sink, name, rows, token)
                for name, (sink, rows) in writes.items()}
     wait(running.values())
     for future in running.values():

@@ -10,7 +10,7 @@ import pyarrow as pa
 from confluent_kafka import KafkaException, Producer
 
 from kappa.settings import Settings
-from streaming.sinks.base import Sink, WriteToken
+from streaming.stores.base import Sink, WriteToken
 from streaming.tables import Table
 from streaming.transforms.validate import ERROR
 from kappa.errors import Unavailable
