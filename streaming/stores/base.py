@@ -35,6 +35,7 @@ import pyarrow as pa
 from kappa.errors import Refused, Unavailable
 from kappa.settings import Settings
 from streaming.tables import Table, TableError
+from streaming.tables.types import DECIMAL
 
 if TYPE_CHECKING:
     from streaming.versions import Version
@@ -84,10 +85,16 @@ class Store(ABC):
     def endpoint(self, settings: Settings) -> Endpoint:
         """Where the store is, with the setting that says so."""
 
-    @abstractmethod
+    # Spark SQL type (DataType.simpleString()) -> the store's name for it, as the store reports it
+    # back (how an existing table is compared with the schema); decimals by ``decimal``.
+    types: ClassVar[dict[str, str]]
+    decimal: ClassVar[str]  # e.g. "numeric({precision},{scale})"
+
     def column_type(self, spark_type: str) -> str:
-        """The store's column type (as the store reports it back) of a Spark type that
-        :func:`streaming.tables.types.supported` accepts; not nullable."""
+        """The store's column type of a Spark type that :func:`streaming.tables.types.supported`
+        accepts (``decimal(p,s)`` too, for the README's table); not nullable."""
+        decimal = DECIMAL.match(spark_type)
+        return self.decimal.format(precision=decimal[1], scale=decimal[2]) if decimal else self.types[spark_type]
 
     def ensure_table(self, settings: Settings, namespace: str, table: Table, job: str) -> list[str]:
         """Create ``table`` in ``namespace`` when missing, add the columns the schema gained; the

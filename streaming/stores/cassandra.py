@@ -21,7 +21,6 @@ readers look it up (and cache it). Version 1's tables stay where they are.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,19 +31,8 @@ from cassandra.query import BatchStatement, BatchType
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
 from kappa.settings import Settings
-from streaming.stores.base import (
-    BOOKKEEPING,
-    MIGRATIONS,
-    RECORD,
-    Endpoint,
-    Sink,
-    Store,
-    WriteToken,
-    apply_migrations,
-    check_existing,
-    check_namespace,
-    logged,
-)
+from streaming.stores.base import (BOOKKEEPING, MIGRATIONS, RECORD, Endpoint, Sink, Store, WriteToken,
+                                  apply_migrations, check_existing, check_namespace, logged)
 from streaming.tables import DELETED, VERSION, Table
 
 # Spark SQL type (DataType.simpleString()) -> Cassandra's name for it (system_schema's). Its
@@ -81,12 +69,11 @@ class _QuickReconnect:
 
 class CassandraStore(Store):
     name = "cassandra"
+    types = TYPES
+    decimal = "decimal"
 
     def endpoint(self, settings: Settings) -> Endpoint:
         return Endpoint("cassandra", "cassandra.hosts/port", settings.cassandra.hosts[0], settings.cassandra.port)
-
-    def column_type(self, spark_type: str) -> str:
-        return "decimal" if re.match(r"^decimal\(", spark_type) else TYPES[spark_type]
 
     def sink(self, settings: Settings, namespace: str) -> CassandraSink:
         return CassandraSink(settings, namespace)

@@ -12,7 +12,6 @@ merged rows, as ``FINAL`` on the table gives.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import clickhouse_connect
@@ -21,27 +20,16 @@ import pyarrow.compute as pc
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from kappa.settings import Settings
-from streaming.stores.base import (
-    BOOKKEEPING,
-    MIGRATIONS,
-    Endpoint,
-    Sink,
-    Store,
-    WriteToken,
-    apply_migrations,
-    check_existing,
-    check_namespace,
-    logged,
-)
+from streaming.stores.base import (BOOKKEEPING, MIGRATIONS, Endpoint, Sink, Store, WriteToken, apply_migrations,
+                                  check_existing, check_namespace, logged)
 from streaming.tables import DELETED, VERSION, Table
 
-# Spark SQL type (DataType.simpleString()) -> ClickHouse's name for it (system.columns').
+# Spark SQL type -> ClickHouse's name for it (system.columns').
 TYPES = {
     "boolean": "Bool", "tinyint": "Int8", "smallint": "Int16", "int": "Int32", "bigint": "Int64",
     "float": "Float32", "double": "Float64", "string": "String", "binary": "String", "date": "Date32",
     "timestamp": "DateTime64(6, 'UTC')", "timestamp_ntz": "DateTime64(6)",
 }
-_DECIMAL = re.compile(r"^decimal\((\w+),(\w+)\)$")  # also decimal(p,s), for the README
 
 
 def client(settings: Settings):
@@ -53,13 +41,11 @@ def client(settings: Settings):
 class ClickHouseStore(Store):
     name = "clickhouse"
     moves_first_version = True
+    types = TYPES
+    decimal = "Decimal({precision}, {scale})"
 
     def endpoint(self, settings: Settings) -> Endpoint:
         return Endpoint("clickhouse", "clickhouse.host/port", settings.clickhouse.host, settings.clickhouse.port)
-
-    def column_type(self, spark_type: str) -> str:
-        decimal = _DECIMAL.match(spark_type)
-        return f"Decimal({decimal[1]}, {decimal[2]})" if decimal else TYPES[spark_type]
 
     def sink(self, settings: Settings, namespace: str) -> ClickHouseSink:
         return ClickHouseSink(settings, namespace)

@@ -14,7 +14,6 @@ in PostgreSQL: :mod:`streaming.versions`), so a reader waits for it and then see
 from __future__ import annotations
 
 import io
-import re
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -24,28 +23,16 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from kappa.settings import Settings
-from streaming.stores.base import (
-    BOOKKEEPING,
-    MIGRATIONS,
-    RECORD,
-    Endpoint,
-    Sink,
-    Store,
-    WriteToken,
-    apply_migrations,
-    check_existing,
-    check_namespace,
-    logged,
-)
+from streaming.stores.base import (BOOKKEEPING, MIGRATIONS, RECORD, Endpoint, Sink, Store, WriteToken,
+                                  apply_migrations, check_existing, check_namespace, logged)
 from streaming.tables import DELETED, VERSION, Table
 
-# Spark SQL type (DataType.simpleString()) -> PostgreSQL's name for it (format_type's).
+# Spark SQL type -> PostgreSQL's name for it (format_type's).
 TYPES = {
     "boolean": "boolean", "tinyint": "smallint", "smallint": "smallint", "int": "integer", "bigint": "bigint",
     "float": "real", "double": "double precision", "string": "text", "binary": "bytea", "date": "date",
     "timestamp": "timestamp with time zone", "timestamp_ntz": "timestamp without time zone",
 }
-_DECIMAL = re.compile(r"^decimal\((\w+),(\w+)\)$")  # also decimal(p,s), for the README
 
 
 def connect(settings: Settings, purpose: str = "kappa-tables"):
@@ -59,13 +46,11 @@ def quoted(name: str) -> str:
 class PostgresStore(Store):
     name = "postgres"
     moves_first_version = True
+    types = TYPES
+    decimal = "numeric({precision},{scale})"
 
     def endpoint(self, settings: Settings) -> Endpoint:
         return Endpoint("postgres", "postgres.host/port", settings.postgres.host, settings.postgres.port)
-
-    def column_type(self, spark_type: str) -> str:
-        decimal = _DECIMAL.match(spark_type)
-        return f"numeric({decimal[1]},{decimal[2]})" if decimal else TYPES[spark_type]
 
     def sink(self, settings: Settings, namespace: str) -> PostgresSink:
         return PostgresSink(settings, namespace)

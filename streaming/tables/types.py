@@ -21,8 +21,9 @@ AVRO = {"boolean": "boolean", "tinyint": "(SQL transform only)", "smallint": "(S
         "bigint": "long", "float": "float", "double": "double", "string": "string, enum, string uuid",
         "binary": "bytes, fixed", "date": "int date", "timestamp": "long timestamp-millis, timestamp-micros",
         "timestamp_ntz": "long local-timestamp-millis, local-timestamp-micros"}
-DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
+DECIMAL = re.compile(r"^decimal\((\w+),\s*(\w+)\)$")  # decimal(12,3), or decimal(p,s) in the README
 
 
 def supported(spark_type: str) -> bool:
-    return spark_type in AVRO or bool(DECIMAL.match(spark_type))
+    decimal = DECIMAL.match(spark_type)
+    return spark_type in AVRO or bool(decimal and decimal[1].isdigit() and decimal[2].isdigit())

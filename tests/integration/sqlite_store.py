@@ -44,15 +44,14 @@ def _connect(folder: Path, namespace: str) -> Iterator[sqlite3.Connection]:
 
 class SqliteStore(Store):
     name = "sqlite"
+    types = TYPES
+    decimal = "TEXT"
 
     def __init__(self) -> None:
         self.folder = Path(os.environ.get("KAPPA_SQLITE_STORE", Path(tempfile.gettempdir()) / "kappa-sqlite-store"))
 
     def endpoint(self, settings: Settings) -> Endpoint:
         return Endpoint("sqlite", "KAPPA_SQLITE_STORE", str(self.folder), 0)
-
-    def column_type(self, spark_type: str) -> str:
-        return "TEXT" if spark_type.startswith("decimal(") else TYPES[spark_type]
 
     def sink(self, settings: Settings, namespace: str) -> SqliteSink:
         return SqliteSink(self.folder, namespace)
