@@ -128,20 +128,10 @@ def _pipeline_paths(names: str | None) -> list[Path]:
     return [_pipeline_path(name.strip()) for name in names.split(",") if name.strip()]
 
 
-def _pipeline_path(job: str) -> Path:
-    from batch_replay.ranges import ReplayRefused
+def _pipeline_path(name: str) -> Path:
     from streaming import pipelines
 
-    path = Path(job)
-    if path.suffix == ".toml":
-        if not path.exists():
-            raise ReplayRefused(f"pipeline file {path} does not exist")
-        return path
-    candidate = pipelines.path(job)
-    if not candidate.exists():
-        known = sorted(p.stem for p in candidate.parent.glob("*.toml"))
-        raise ReplayRefused(f"unknown pipeline {job!r}: give a pipeline file, or one of {known}")
-    return candidate
+    return pipelines.find(name)
 
 
 def _backfill(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run a pipeline until stopped",
                               description="Run a pipeline's live job until SIGTERM/SIGINT (or, with "
                                           "--available-now, until it has read what its topic holds).")
-    run.add_argument("pipeline", type=Path, help="the pipeline's TOML file (e.g. streaming/pipelines/orders.toml)")
+    run.add_argument("pipeline", help="a pipeline's TOML file, or the name of one in streaming/pipelines (orders)")
     run.add_argument("--available-now", action="store_true",
                      help="process what is in the topic now, then stop (tests, catch-up)")
     run.add_argument("--serving-version", type=int, metavar="N",
@@ -48,15 +48,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     migrate = commands.add_parser("migrate", help="apply a pipeline's missing table migrations",
                                   description="Apply the migrations of a pipeline's 'migrations' folder that its "
                                               "stores have not applied yet.")
-    migrate.add_argument("pipeline", type=Path, help="the pipeline's TOML file")
+    migrate.add_argument("pipeline", help="a pipeline's TOML file, or the name of one in streaming/pipelines")
     migrate.add_argument("--namespace", help="default: the pipeline's")
     migrate.set_defaults(run=_migrate)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from streaming import pipelines
     from streaming.jobs.main import run_pipeline
 
-    return run_pipeline(args.pipeline, available_now=args.available_now, log_level=args.log_level,
+    return run_pipeline(pipelines.find(args.pipeline), available_now=args.available_now, log_level=args.log_level,
                         serving_version=args.serving_version, metrics_port=args.metrics_port)
 
 
@@ -91,11 +92,11 @@ def _new(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from kappa.settings import get_settings
-    from streaming import stores
+    from streaming import pipelines, stores
     from streaming.jobs import pipeline
     from streaming.stores.base import migration_files
 
-    p = pipeline.load(args.pipeline, **({"namespace": args.namespace} if args.namespace else {}))
+    p = pipeline.load(pipelines.find(args.pipeline), **({"namespace": args.namespace} if args.namespace else {}))
     if p.migrations is None:
         raise Refused(f"pipeline {p.name} has no migrations (its file sets no 'migrations' folder)")
     for name in (s for s in stores.names() if s in p.sinks and migration_files(p.migrations, s)):

@@ -5,14 +5,22 @@ e.g. ``KAPPA_KAFKA__BOOTSTRAP_SERVERS``), then from a TOML file named by ``KAPPA
 (tables ``[kafka]``, ``[registry]``, ...), then from the defaults below. The defaults are the
 local stack's fixed ports on 127.0.0.1, so a fresh checkout works with no configuration, and
 pointing the platform at production clusters is a matter of setting the same keys.
+
+Names are checked: a ``KAPPA_<GROUP>__<FIELD>`` variable or a TOML key that is no setting is
+refused (:class:`SettingsRefused`), naming it and the closest setting, rather than ignored while
+the process talks to the local default. (``KAPPA_`` variables without ``__`` are not settings:
+``KAPPA_CONFIG``, ``KAPPA_STACK_HOME``, the DAGs' own, a connector's secrets.)
 """
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,7 +28,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from kappa.errors import Refused
 from kappa.settings import ports
+
+
+class SettingsRefused(Refused, ValueError):
+    """A setting that does not exist or does not parse; the message names it and the fix."""
 
 
 class KafkaSettings(BaseModel):
@@ -123,6 +136,21 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
+    def __init__(self, **values) -> None:
+        config_file = os.environ.get("KAPPA_CONFIG")
+        file = Path(config_file) if config_file else None
+        try:
+            data = tomllib.loads(file.read_text()) if file is not None and file.is_file() else {}
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsRefused(f"settings file {file} (KAPPA_CONFIG) is not valid TOML: {exc}") from None
+        _refuse_unknown(type(self), os.environ, data, file)
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise SettingsRefused(f"settings: {problems} (from KAPPA_<GROUP>__<FIELD> variables or {file or 'defaults'})") \
+                from None
+
     kafka: KafkaSettings = KafkaSettings()
     registry: RegistrySettings = RegistrySettings()
     cassandra: CassandraSettings = CassandraSettings()
@@ -154,6 +182,38 @@ class Settings(BaseSettings):
                 )
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+
+def _refuse_unknown(model: type[BaseSettings], environ: Mapping[str, str], data: dict, file: Path | None) -> None:
+    """Every settings variable and file key names a setting, or the first that does not is refused."""
+    groups = model.model_fields
+
+    def closest(name: str, known) -> str:
+        near = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+        return f"; did you mean {near[0]}?" if near else f"; known: {', '.join(sorted(known))}"
+
+    for variable in sorted(environ):
+        if not variable.upper().startswith("KAPPA_") or "__" not in variable:
+            continue
+        group, _, rest = variable[len("KAPPA_"):].lower().partition("__")
+        field = rest.split("__")[0]
+        if group not in groups:
+            known = [f"KAPPA_{g.upper()}__" for g in groups]
+            raise SettingsRefused(f"{variable} is not a setting: no group {group!r}"
+                                  + closest(f"KAPPA_{group.upper()}__", known))
+        fields = groups[group].annotation.model_fields
+        if field not in fields:
+            known = [f"KAPPA_{group.upper()}__{f.upper()}" for f in fields]
+            raise SettingsRefused(f"{variable} is not a setting" + closest(f"KAPPA_{group.upper()}__{field.upper()}",
+                                                                         known))
+    for group, table in data.items():
+        if group not in groups:
+            raise SettingsRefused(f"settings file {file}: [{group}] is not a settings group" + closest(group, groups))
+        fields = groups[group].annotation.model_fields
+        for field in table if isinstance(table, dict) else ():
+            if field not in fields:
+                raise SettingsRefused(f"settings file {file}: [{group}] {field} is not a setting"
+                                      + closest(field, fields))
 
 
 @lru_cache(maxsize=1)

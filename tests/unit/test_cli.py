@@ -3,6 +3,7 @@ it holds the product only and works from a fresh virtualenv, outside the checkou
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import venv
@@ -126,3 +127,19 @@ def test_the_wheel_holds_the_product_and_kappa_runs_from_a_fresh_venv(tmp_path):
         helped = kappa(*command, "--help")
         assert helped.returncode == 0 and helped.stdout.startswith(f"usage: kappa {' '.join(command)}"), \
             (command, helped.stderr[-2000:])
+
+
+def test_a_misspelt_setting_stops_a_command_before_it_starts_anything(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAPPA_")}
+    refused = subprocess.run([sys.executable, "-m", "kappa", "run", "orders"], cwd=REPO, capture_output=True, text=True,
+                             timeout=120, env={**env, "KAPPA_KAFKA__BOOTSTRAP_SERVER": "prod:9092"})
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert refused.stderr.strip() == ("kappa run: refused: KAPPA_KAFKA__BOOTSTRAP_SERVER is not a setting; did you "
+                                      "mean KAPPA_KAFKA__BOOTSTRAP_SERVERS?")
+    settings_file = tmp_path / "prod.toml"
+    settings_file.write_text('[kafka]\nbootstrap_server = "prod:9092"\n')
+    refused = subprocess.run([sys.executable, "-m", "kappa", "backfill", "--pipeline", "orders", "--from", "earliest"],
+                             cwd=REPO, capture_output=True, text=True, timeout=120,
+                             env={**env, "KAPPA_CONFIG": str(settings_file)})
+    assert refused.returncode == 2 and "[kafka] bootstrap_server is not a setting; did you mean bootstrap_servers" \
+        in refused.stderr, refused.stderr[-2000:]

@@ -1,7 +1,7 @@
 """The settings layer: defaults point at the local stack, a TOML file and env vars override them."""
 import pytest
 
-from kappa.settings import Settings
+from kappa.settings import Settings, SettingsRefused
 from stack import ports
 
 
@@ -32,4 +32,27 @@ def test_file_then_environment_override(monkeypatch, tmp_path):
 def test_missing_config_file_names_the_setting(monkeypatch, tmp_path):
     monkeypatch.setenv("KAPPA_CONFIG", str(tmp_path / "nope.toml"))
     with pytest.raises(FileNotFoundError, match="KAPPA_CONFIG"):
+        Settings()
+
+
+def test_a_misspelt_variable_is_refused_naming_the_setting_it_resembles(monkeypatch):
+    monkeypatch.setenv("KAPPA_KAFKA__BOOTSTRAP_SERVER", "prod:9092")
+    with pytest.raises(SettingsRefused, match="KAPPA_KAFKA__BOOTSTRAP_SERVER is not a setting; did you mean "
+                                              "KAPPA_KAFKA__BOOTSTRAP_SERVERS"):
+        Settings()
+    monkeypatch.delenv("KAPPA_KAFKA__BOOTSTRAP_SERVER")
+    monkeypatch.setenv("KAPPA_KAFK__BOOTSTRAP_SERVERS", "prod:9092")
+    with pytest.raises(SettingsRefused, match="no group 'kafk'; did you mean KAPPA_KAFKA__"):
+        Settings()
+
+
+def test_a_misspelt_file_key_is_refused_and_a_bad_value_names_its_setting(monkeypatch, tmp_path):
+    config = tmp_path / "prod.toml"
+    config.write_text('[kafka]\nbootstrap_server = "prod:9092"\n')
+    monkeypatch.setenv("KAPPA_CONFIG", str(config))
+    with pytest.raises(SettingsRefused, match=r"\[kafka\] bootstrap_server is not a setting; did you mean "
+                                              "bootstrap_servers"):
+        Settings()
+    config.write_text('[clickhouse]\nport = "eighty"\n')
+    with pytest.raises(SettingsRefused, match="clickhouse.port"):
         Settings()
