@@ -6,5 +6,6 @@ the platform ships this one. It speaks the REST API that Confluent clients use (
 versions, ids, ``/config``, ``/compatibility``), keeps every change in a compacted topic the way
 Confluent Schema Registry keeps ``_schemas``, and checks Avro compatibility with the rules of the
 Apache ``avro`` package. It runs as a single instance: the topic is its durable state, not a
-coordination channel between several writers. Schema references are not supported.
+coordination channel between several writers. Schema references are resolved as Confluent's are
+(:mod:`schemas.registry.compatibility`, :mod:`schemas.registry.store`).
 """

@@ -212,3 +212,15 @@ def test_metadata_rule_sets_and_guids_are_stored_and_returned(client):
     assert error_of(lambda: client.get_latest_with_metadata(subject, {"owner": "nobody"})).error_code == 40403
     assert registered.guid
     assert json.loads(client.get_schema_by_guid(registered.guid).schema_str) == json.loads(PLAIN)
+
+
+def test_an_incompatible_schema_is_answered_409_as_confluent_clients_expect(client):
+    """confluent-kafka-python's own test_api_register_schema_incompatible: HTTP 409, error_code 409."""
+    subject = fresh("incompatible")
+    client.set_config(subject, ServerConfig(compatibility=ConfigCompatibilityLevel.BACKWARD))
+    client.register_schema(subject, Schema(PLAIN, "AVRO"))
+    changed = json.loads(PLAIN)
+    changed["fields"] = [{**f, "type": "string"} for f in changed["fields"]]  # every field's type changes
+    refused = error_of(lambda: client.register_schema(subject, Schema(json.dumps(changed), "AVRO")))
+    assert (refused.http_status_code, refused.error_code) == (409, 409)
+
