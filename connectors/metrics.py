@@ -5,6 +5,7 @@ import logging
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from kappa.errors import Refused
 from monitoring import endpoint
 from monitoring.targets import announce
 
@@ -36,16 +37,14 @@ def serve(connector: str, port: int, host: str = "127.0.0.1", health: endpoint.H
     """Start /metrics, /healthz and /readyz on ``host:port`` and announce it to the local Prometheus,
     if there is one.
 
-    ``port`` 0 disables the endpoint. The local stack's Prometheus discovers it
+    ``port`` 0 is a free port the system picks (logged). The local stack's Prometheus discovers it
     (:mod:`monitoring.targets`).
     """
-    if not port:
-        return
     try:
-        endpoint.serve(port, host, health)
+        port = endpoint.serve(port, host, health).server_port
     except OSError as exc:
-        raise SystemExit(f"connector {connector}: cannot serve metrics on {host}:{port} ({exc.strerror}): set another "
-                         "metrics_port in its config file, or 0 for none") from None
+        raise Refused(f"connector {connector}: cannot serve metrics on {host}:{port} ({exc.strerror}): set another "
+                      "metrics_port in its config file, or 0 for any free port") from None
     announce(f"connector-{connector}", endpoint.announced_host(host), port,
              {"job": "connector", "connector": connector})
-    log.info("metrics on http://%s:%d/metrics", host, port)
+    log.info("metrics on http://%s:%d/metrics", endpoint.announced_host(host), port)

@@ -23,7 +23,8 @@ class ConnectorConfig(BaseModel):
     """Keys every connector's config file has (endpoints come from the platform settings)."""
 
     name: str
-    # /metrics, /healthz and /readyz port; 0 turns the endpoint off.
+    # /metrics, /healthz and /readyz port; 0: a free port the system picks (logged, and announced to
+    # the local Prometheus).
     metrics_port: int = 0
     # /healthz fails once the connector's loop has not turned for this long (a stuck process).
     stall_after_s: float = 300.0

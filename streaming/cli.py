@@ -25,7 +25,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                      help="write serving version N (a shadow one: the Kappa rebuild's second job, kappa "
                           "rebuild); default: the version readers see")
     run.add_argument("--metrics-port", type=int, metavar="PORT",
-                     help="serve /metrics, /healthz and /readyz on PORT (default: the file's metrics_port; 0: none)")
+                     help="serve /metrics, /healthz and /readyz on PORT (default: the file's metrics_port; 0: a "
+                          "free port, logged)")
     add_log_level(run)
     run.set_defaults(run=_run)
 

@@ -65,6 +65,8 @@ class JobConfig(BaseModel):
     # the serving namespace, re-makes the serving views when its table gains columns, and stops once
     # a cut-over made its version a previous one. None: the namespace is all there is.
     serving: ServingVersion | None = None
+    # /metrics, /healthz and /readyz of the job's process (kappa run); 0: a free port the system picks,
+    # logged and announced to the local Prometheus (monitoring.targets).
     metrics_port: int = 0
     # Testing aid: "<stage>:<batch>[:<partition>]" SIGKILLs the job right after that stage (a sink,
     # "staged" for the lake's staging, "dlq", "extra", or "partition" for all of a partition's writes)

@@ -50,18 +50,16 @@ def run_pipeline(path: Path, available_now: bool = False, log_level: str = "INFO
     log = logging.getLogger(__name__)
     logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per gateway connection otherwise
     health = endpoint.Health()
-    if pipeline.metrics_port:
-        host = settings.metrics.host
-        try:
-            endpoint.serve(pipeline.metrics_port, host, health)
-        except OSError as exc:
-            log.error("job %s cannot serve metrics on %s:%d (%s): another process has the port; set metrics_port in "
-                      "%s or --metrics-port", pipeline.name, host, pipeline.metrics_port, exc.strerror, path)
-            alone.close()
-            logging.shutdown()
-            return 1
-        targets.announce(f"job-{pipeline.name}", endpoint.announced_host(host), pipeline.metrics_port,
-                         {"job": pipeline.name})
+    host = settings.metrics.host  # metrics and probes always: metrics_port 0 is a port the system picks
+    try:
+        port = endpoint.serve(pipeline.metrics_port, host, health).server_port
+    except OSError as exc:
+        alone.close()
+        raise Refused(f"job {pipeline.name} cannot serve metrics on {host}:{pipeline.metrics_port} ({exc.strerror}): "
+                      f"another process has the port; set metrics_port in {path} or --metrics-port (0: any free "
+                      "port)") from None
+    targets.announce(f"job-{pipeline.name}", endpoint.announced_host(host), port, {"job": pipeline.name})
+    log.info("metrics on http://%s:%d/metrics", endpoint.announced_host(host), port)
     spark = build_session(pipeline.name)
     spark.sparkContext.setLogLevel("ERROR")  # the job logs each failure itself, in one line
     runner = JobRunner(job, pipeline, settings, spark, health)
