@@ -77,7 +77,7 @@ dashboards: venv
 	$(PY) -m monitoring dashboards
 
 dashboards-preview: up
-	$(PY) -m monitoring preview --minutes "$(or $(MINUTES),30)" --out docs/dashboards $(if $(SCENARIO),--scenario)
+	$(if $(SCENARIO),$(PY) -m demo.scenario --out docs/dashboards,$(PY) -m monitoring preview --minutes "$(or $(MINUTES),30)" --out docs/dashboards)
 
 # Also part of `make test` (tests/unit/test_k8s.py). kustomize and kubectl-validate are built with
 # `go install` into .stack/cache/go the first time (~3 min) by `python -m stack k8s-tools`, the CRDs

@@ -1,15 +1,17 @@
 """A short real run on the local stack for the dashboard pictures: the lag rises and drains.
 
-    python -m monitoring preview --scenario        (make dashboards-preview SCENARIO=1)
+    python -m demo.scenario [--out docs/dashboards]        (make dashboards-preview SCENARIO=1)
 
 The demo's orders job runs (with its /metrics registered with the local Prometheus) beside the lag
 exporter while order events arrive; then the job stops and events keep arriving (its lag rises,
 in records and seconds, though the job exports nothing); then it starts again and catches up (the
 lag drains). Each phase lasts ``phase_s``. Beside it the file connector publishes the payments
 files that land now and then; last, a backfill replays the run's events. Nothing is mocked: the same job, exporter and Prometheus
-a deployment has.
+a deployment has. Then the dashboards are drawn from that stretch (:mod:`monitoring.grafana.preview`).
 """
 from __future__ import annotations
+
+import argparse
 
 import socket
 import subprocess
@@ -158,3 +160,14 @@ def _pipeline_file(orders):
         body = body.replace(f'{relative} = "', f'{relative} = "{pipelines.HERE}/')
     path.write_text("\n".join(head) + "\n" + body + "\n")
     return path
+
+
+if __name__ == "__main__":
+    command_line = argparse.ArgumentParser(prog="python -m demo.scenario", description=__doc__.split("\n\n")[0])
+    command_line.add_argument("--out", type=Path, default=Path("docs/dashboards"), help="the folder for the PNGs")
+    args = command_line.parse_args()
+    from monitoring.grafana import preview
+
+    minutes = run() / 60 + 0.5
+    for drawn in preview.render_all(get_settings().prometheus.url, args.out, minutes):
+        print(f"wrote {drawn}")

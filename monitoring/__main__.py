@@ -22,9 +22,6 @@ def parser() -> argparse.ArgumentParser:
     preview.add_argument("--prometheus", help="the Prometheus to query (default: settings' prometheus.url)")
     preview.add_argument("--minutes", type=float, default=30, help="how far back (default 30)")
     preview.add_argument("--out", type=Path, default=Path("docs/dashboards"), help="the folder for the PNGs")
-    preview.add_argument("--scenario", action="store_true",
-                         help="first run the preview scenario on the local stack (demo/scenario.py: the orders job "
-                              "runs, stops while events arrive, restarts), then draw that stretch")
     preview.set_defaults(run=_preview)
     return parser
 
@@ -33,12 +30,7 @@ def _preview(args: argparse.Namespace) -> int:
     from kappa.settings import get_settings
     from monitoring.grafana import preview as pictures
 
-    minutes = args.minutes
-    if args.scenario:
-        from demo import scenario  # development only: it drives the local stack
-
-        minutes = scenario.run() / 60 + 0.5
-    for path in pictures.render_all(args.prometheus or get_settings().prometheus.url, args.out, minutes):
+    for path in pictures.render_all(args.prometheus or get_settings().prometheus.url, args.out, args.minutes):
         print(f"wrote {path}")
     return 0
 
