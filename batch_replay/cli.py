@@ -136,9 +136,9 @@ def _pipeline_path(name: str) -> Path:
 
 def _backfill(args: argparse.Namespace) -> int:
     """``kappa backfill``: plan every pipeline's replay (refusing before anything is written), then run them."""
-    from connectors.runtime import configure_logging
+    from kappa import logs
 
-    configure_logging("batch-replay", args.log_level)
+    logs.configure("replay", "batch-replay", args.log_level)
     import psycopg2
     from pydantic import ValidationError
 
@@ -267,12 +267,12 @@ def _versions(args: argparse.Namespace) -> int:
     import psycopg2
     from pydantic import ValidationError
 
-    from connectors.runtime import configure_logging
+    from kappa import logs
     from kappa.settings import get_settings
     from streaming.jobs import pipeline as pipelines
     from streaming import versions
 
-    configure_logging("batch-replay", args.log_level)
+    logs.configure("replay", "batch-replay", args.log_level)
     settings = get_settings()
     try:
         for path in _pipeline_paths(args.pipelines):
@@ -306,10 +306,10 @@ def _rebuild(args: argparse.Namespace) -> int:
 
     from batch_replay import rebuild
     from batch_replay.ranges import ReplayRefused
-    from connectors.runtime import configure_logging
+    from kappa import logs
     from kappa.settings import get_settings
 
-    configure_logging("batch-replay", args.log_level)
+    logs.configure("replay", "batch-replay", args.log_level)
     settings = get_settings()
     try:
         if args.version is not None and args.step not in ("all", "start"):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 import tomllib
 from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pythonjsonlogger.json import JsonFormatter
 
+from kappa import logs
 from kappa.errors import Refused
 from monitoring.endpoint import Health
 
@@ -30,20 +29,6 @@ class ConnectorConfig(BaseModel):
     stall_after_s: float = 300.0
     # Seconds between source-position commits (each waits for Kafka to acknowledge everything before it).
     commit_interval_s: float = 1.0
-
-
-def configure_logging(connector: str, level: str = "INFO") -> None:
-    """One JSON object per line on stderr, with the connector's name on every record."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(
-        "{asctime}{levelname}{name}{message}", style="{", rename_fields={"levelname": "level", "asctime": "time"},
-        static_fields={"connector": connector},
-    ))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for chatty in ("httpx", "httpx2", "httpcore", "urllib3"):  # one line per registry request otherwise
-        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def load_config(path: Path, model: type[C]) -> C:
@@ -66,7 +51,7 @@ def run(config_file: Path, log_level: str, config_model: type[ConnectorConfig], 
     from kappa.settings import get_settings
 
     config = load_config(config_file, config_model)
-    configure_logging(config.name, log_level)
+    logs.configure("connector", config.name, log_level)
     settings = get_settings()
     stop = StopFlag(Health(config.stall_after_s)).install()
     metrics.start(config.name)

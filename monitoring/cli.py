@@ -32,12 +32,12 @@ def add_lag_exporter_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _lag_exporter(args: argparse.Namespace) -> int:
-    from connectors.runtime import configure_logging
+    from kappa import logs
     from kappa.settings import get_settings
     from monitoring import endpoint, exporter, targets
     from streaming import pipelines
 
-    configure_logging("lag-exporter", args.log_level)
+    logs.configure("exporter", "lag-exporter", args.log_level)
     files = args.pipeline or sorted(pipelines.HERE.glob("*.toml"))
     missing = [str(f) for f in files if not f.exists()]
     if missing:

@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg2
 from pydantic import ValidationError
 
-from connectors.runtime import configure_logging
 from monitoring import endpoint, targets
+from kappa import logs
 from kappa.errors import Refused, Unavailable
 from kappa.settings import get_settings
 from streaming import locks
@@ -46,9 +46,8 @@ def run_pipeline(path: Path, available_now: bool = False, log_level: str = "INFO
         raise Unavailable(f"PostgreSQL (the serving versions of pipeline file {path}): {str(exc).strip()}") from exc
     except (OSError, ValueError, ValidationError, ImportError, psycopg2.Error) as exc:
         raise Refused(f"pipeline file {path}: {str(exc).strip()}") from exc
-    configure_logging(pipeline.name, log_level)
+    logs.configure("pipeline", pipeline.name, log_level)
     log = logging.getLogger(__name__)
-    logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per gateway connection otherwise
     health = endpoint.Health()
     host = settings.metrics.host  # metrics and probes always: metrics_port 0 is a port the system picks
     try:
