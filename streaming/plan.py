@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from kappa.settings import Settings
 from streaming import decode as decoding
 from streaming import sources, stores, versions
-from streaming.stores.base import RetryPolicy
+from streaming.stores.base import RetryPolicy, migration_files
 from streaming.stores.dead_letters import RECORD_COLUMNS
 from streaming.stores.writer import BatchPlan, PartitionContext
 from streaming.tables import Table, derive
@@ -177,7 +177,8 @@ def prepare_stores(job: JobDefinition, config: JobConfig, settings: Settings, ta
     recorded_as = config.serving.pipeline if config.serving else config.name  # every version's job the same
     if migrate and job.migrations is not None:
         for store in serving:
-            store.migrate(settings, config.namespace, recorded_as, job.migrations)
+            if migration_files(job.migrations, store.name):  # no bookkeeping table where nothing is applied
+                store.migrate(settings, config.namespace, recorded_as, job.migrations)
     for store in serving:
         if ensured.get(store.name) != table:
             added = store.ensure_table(settings, config.namespace, table, config.name)
