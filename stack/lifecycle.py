@@ -79,7 +79,7 @@ def up(names: Sequence[str] = (), echo=print) -> list[str]:
             t0 = time.monotonic()
             service.provision()
             service.prepare()
-            was_running = service.pid() is not None
+            was_running = service.pid() is not None and not service.code_changed()
             service.start()
             service.wait_healthy()
             with lock:

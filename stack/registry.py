@@ -16,6 +16,7 @@ class SchemaRegistry(Service):
     start_timeout = 60.0
     stop_grace = 15.0
     depends_on = ("kafka",)
+    code = ("kappa", "schemas")
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "schemas.registry", "--port", str(self.port)]

@@ -1,11 +1,12 @@
 """What every service of the local stack has: a folder, a pid, a log, a health check."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from stack import process
-from stack.paths import service_dir
+from stack.paths import REPO_ROOT, service_dir
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class Service:
     depends_on: tuple[str, ...] = ()
     # Unix user to run as (PostgreSQL refuses root).
     user: str | None = None
+    # The checkout's folders whose code the server runs (the registry is the platform's own): a
+    # running server whose code changed since it started is restarted by `up`.
+    code: tuple[str, ...] = ()
 
     @property
     def home(self) -> Path:
@@ -67,10 +71,24 @@ class Service:
     def pid(self) -> int | None:
         return process.read_pid(self.pid_file)
 
+    def code_changed(self) -> bool:
+        """Whether the server runs older code of the checkout than the checkout has now."""
+        recorded = self.home / "code.sha256"
+        return bool(self.code) and (not recorded.exists() or recorded.read_text() != self._code_digest())
+
+    def _code_digest(self) -> str:
+        digest = hashlib.sha256()
+        for folder in self.code:
+            for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+                digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()
+
     def start(self) -> None:
-        """Start the server unless it runs already; does not wait for health."""
+        """Start the server unless it runs already (with the checkout's code); does not wait for health."""
         if self.pid() is not None:
-            return
+            if not self.code_changed():
+                return
+            self.stop()
         if process.port_open(self.port):
             raise process.ServiceError(
                 f"{self.name}: port {self.port} is taken by a process the stack did not start "
@@ -81,6 +99,8 @@ class Service:
             self.command(), pid_file=self.pid_file, log_file=self.log_file,
             env=self.environment(), cwd=self.home, user=self.user,
         )
+        if self.code:
+            (self.home / "code.sha256").write_text(self._code_digest())
 
     def wait_healthy(self) -> None:
         process.wait_until(
