@@ -1,13 +1,10 @@
 """Kafka through both Python clients: produce, consume in a group, commit, resume from the commit."""
 import time
 
-import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KPTopicPartition
 from kafka.structs import OffsetAndMetadata
-
-from schemas.topics import already_exists, ensure_topics
 
 
 def _create_topic(bootstrap: str, topic: str, partitions: int = 2) -> None:
@@ -84,19 +81,3 @@ def test_kafka_python_group_commits_and_resumes(kafka_bootstrap, unique):
     rest = [r.value.decode() for r in second]
     second.close()
     assert read + rest == [f"m{i}" for i in range(10)]
-
-
-def test_a_topic_created_twice_is_told_apart_by_kafkas_error_code(kafka_bootstrap, unique):
-    topic = f"it.kafka.twice-{unique}"
-    kafka = {"bootstrap.servers": kafka_bootstrap}
-    ensure_topics(kafka, [NewTopic(topic, num_partitions=2, replication_factor=1)])
-    ensure_topics(kafka, [NewTopic(topic, num_partitions=2, replication_factor=1)])  # exists: nothing to do
-    admin = AdminClient(kafka)
-    assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 2
-    # What a process that lost the race to create it sees: success, by the error's code.
-    with pytest.raises(KafkaException) as lost:
-        admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
-    assert already_exists(lost.value)
-    with pytest.raises(KafkaException) as invalid:
-        admin.create_topics([NewTopic(f"{topic}-x", num_partitions=0, replication_factor=1)])[f"{topic}-x"].result(30)
-    assert not already_exists(invalid.value)
