@@ -1,6 +1,6 @@
 """The lag exporter: every streaming job's consumer lag as Prometheus metrics, measured at each scrape.
 
-    python -m monitoring lag-exporter [--pipeline FILE ...] [--port 19308]
+    kappa lag-exporter [--pipeline FILE ...] [--metrics-port 19308]
 
 For each pipeline (default: every file in streaming/pipelines) it measures the job that writes the
 version readers see (its query name and checkpoint follow a Kappa rebuild's cut-over), whether

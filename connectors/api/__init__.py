@@ -1,1 +1,1 @@
-"""``python -m connectors.api --config api.toml``: poll an HTTP JSON API with an incremental cursor."""
+"""``kappa connector api --config api.toml``: poll an HTTP JSON API with an incremental cursor."""

@@ -1,1 +1,1 @@
-"""``python -m connectors.cdc --config cdc.toml``: PostgreSQL CDC (logical replication, pgoutput)."""
+"""``kappa connector cdc --config cdc.toml``: PostgreSQL CDC (logical replication, pgoutput)."""

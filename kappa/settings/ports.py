@@ -27,5 +27,5 @@ CLICKHOUSE_HTTP = port("CLICKHOUSE_HTTP", 18123)
 POSTGRES = port("POSTGRES", 15432)
 PROMETHEUS = port("PROMETHEUS", 19090)
 # Not servers of the stack: the platform's own /metrics defaults.
-LAG_EXPORTER = port("LAG_EXPORTER", 19308)      # python -m monitoring lag-exporter (kafka_exporter's 9308 moved)
+LAG_EXPORTER = port("LAG_EXPORTER", 19308)      # kappa lag-exporter (kafka_exporter's 9308 moved)
 REPLAY_METRICS = port("REPLAY_METRICS", 19309)  # a replay's /metrics while it runs (make backfill)

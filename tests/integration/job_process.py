@@ -34,7 +34,7 @@ def start(config: dict, tmp_path: Path, log_name: str, pipeline: str = "orders",
 
 def run_file(path: Path, tmp_path: Path, log_name: str, available_now: bool = False,
              spark_conf: dict | None = None) -> subprocess.Popen:
-    """``python -m streaming run <path>``, its output in ``<tmp_path>/<log_name>.log``."""
+    """``kappa run <path>``, its output in ``<tmp_path>/<log_name>.log``."""
     env = dict(os.environ)
     if spark_conf:
         env["KAPPA_SPARK__CONF"] = json.dumps(spark_conf)

@@ -1,4 +1,4 @@
-"""``python -m batch_replay`` in live mode on the real stack: a replay of the orders pipeline over a
+"""``kappa backfill`` in live mode on the real stack: a replay of the orders pipeline over a
 range equals the live job's serving tables row for row; a rerun writes nothing new; bad input is
 refused before anything is written."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""CSV files with a composite key and no time column, a contract and pipeline from ``python -m streaming
+"""CSV files with a composite key and no time column, a contract and pipeline from ``kappa
 new``, enriched from a reference table into ClickHouse and the lake; an appended file adds only its new rows."""
 from __future__ import annotations
 
