@@ -125,13 +125,7 @@ def _pipeline_paths(names: str | None) -> list[Path]:
 
     if not names:
         return sorted(pipelines.HERE.glob("*.toml"))
-    return [_pipeline_path(name.strip()) for name in names.split(",") if name.strip()]
-
-
-def _pipeline_path(name: str) -> Path:
-    from streaming import pipelines
-
-    return pipelines.find(name)
+    return [pipelines.find(name.strip()) for name in names.split(",") if name.strip()]
 
 
 def _backfill(args: argparse.Namespace) -> int:

@@ -96,22 +96,19 @@ def _pg(settings: Settings):
     return connect(settings, "kappa-versions")
 
 
-_q = quoted
-
-
 def _ensure_record(cur, namespace: str) -> None:
-    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(namespace)}")
-    cur.execute(f"CREATE TABLE IF NOT EXISTS {_q(namespace)}.{RECORD} (pipeline text NOT NULL, version int NOT NULL, "
+    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted(namespace)}")
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {quoted(namespace)}.{RECORD} (pipeline text NOT NULL, version int NOT NULL, "
                 "state text NOT NULL CHECK (state IN ('shadow', 'active', 'previous', 'dropped')), "
                 "locations jsonb NOT NULL, resume_offsets text, created_at timestamptz NOT NULL DEFAULT now(), "
                 "activated_at timestamptz, PRIMARY KEY (pipeline, version))")
 
 
 def _rows(cur, namespace: str, pipeline: str) -> list[Version]:
-    cur.execute("SELECT to_regclass(%s)", (f'{_q(namespace)}.{RECORD}',))
+    cur.execute("SELECT to_regclass(%s)", (f'{quoted(namespace)}.{RECORD}',))
     if cur.fetchone()[0] is None:
         return []
-    cur.execute(f"SELECT version, state, locations, created_at, activated_at, resume_offsets FROM {_q(namespace)}.{RECORD} "
+    cur.execute(f"SELECT version, state, locations, created_at, activated_at, resume_offsets FROM {quoted(namespace)}.{RECORD} "
                 "WHERE pipeline = %s ORDER BY version", (pipeline,))
     return [Version(pipeline, namespace, n, state, dict(locations), created, activated, resume)
             for n, state, locations, created, activated, resume in cur.fetchall()]
@@ -180,13 +177,13 @@ def shadow(settings: Settings, namespace: str, pipeline: str, number: int | None
             _ensure_record(cur, namespace)
             versions = _rows(cur, namespace, pipeline)
             if not versions:  # the namespace as it is: version 1, what readers see today
-                cur.execute(f"INSERT INTO {_q(namespace)}.{RECORD} (pipeline, version, state, locations, activated_at) "
+                cur.execute(f"INSERT INTO {quoted(namespace)}.{RECORD} (pipeline, version, state, locations, activated_at) "
                             "VALUES (%s, 1, 'active', %s, now())", (pipeline, json.dumps(dict.fromkeys(stores.names(), namespace))))
                 versions = _rows(cur, namespace, pipeline)
             number = _choose(versions, pipeline, number)
             if number not in {v.number for v in versions}:
                 home = version_namespace(namespace, pipeline, number)
-                cur.execute(f"INSERT INTO {_q(namespace)}.{RECORD} (pipeline, version, state, locations) "
+                cur.execute(f"INSERT INTO {quoted(namespace)}.{RECORD} (pipeline, version, state, locations) "
                             "VALUES (%s, %s, 'shadow', %s)", (pipeline, number, json.dumps(dict.fromkeys(stores.names(), home))))
             return next(v for v in _rows(cur, namespace, pipeline) if v.number == number)
     finally:
@@ -199,14 +196,14 @@ def record_end(settings: Settings, version: Version, offsets: dict[str, dict[str
     conn = _pg(settings)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute(f"SELECT resume_offsets FROM {_q(version.namespace)}.{RECORD} WHERE pipeline = %s AND "
+            cur.execute(f"SELECT resume_offsets FROM {quoted(version.namespace)}.{RECORD} WHERE pipeline = %s AND "
                         "version = %s FOR UPDATE", (version.pipeline, version.number))
             before = json.loads(cur.fetchone()[0] or "{}")
             for topic, ends in offsets.items():
                 known = before.setdefault(topic, {})
                 for partition, end in ends.items():
                     known[partition] = max(int(known.get(partition, -1)), int(end))
-            cur.execute(f"UPDATE {_q(version.namespace)}.{RECORD} SET resume_offsets = %s WHERE pipeline = %s AND "
+            cur.execute(f"UPDATE {quoted(version.namespace)}.{RECORD} SET resume_offsets = %s WHERE pipeline = %s AND "
                         "version = %s", (json.dumps(before), version.pipeline, version.number))
     finally:
         conn.close()
@@ -242,9 +239,9 @@ def cut_over(settings: Settings, namespace: str, pipeline: str, number: int) -> 
         locations = {name: current.own_namespace if where == namespace and name in stores.REGISTRY
                      and stores.get(name).moves_first_version else where
                      for name, where in current.locations.items()}
-        cur.execute(f"UPDATE {_q(namespace)}.{RECORD} SET state = 'previous', locations = %s WHERE pipeline = %s "
+        cur.execute(f"UPDATE {quoted(namespace)}.{RECORD} SET state = 'previous', locations = %s WHERE pipeline = %s "
                     "AND version = %s", (json.dumps(locations), current.pipeline, current.number))
-        cur.execute(f"UPDATE {_q(namespace)}.{RECORD} SET state = 'active', activated_at = now() WHERE "
+        cur.execute(f"UPDATE {quoted(namespace)}.{RECORD} SET state = 'active', activated_at = now() WHERE "
                     "pipeline = %s AND version = %s", (target.pipeline, target.number))
 
     switched += stores.get("postgres").cut_over(settings, namespace, target, current, record=record)
@@ -277,7 +274,7 @@ def drop_previous(settings: Settings, namespace: str, pipeline: str) -> list[str
         conn = _pg(settings)
         try:
             with conn, conn.cursor() as cur:
-                cur.execute(f"UPDATE {_q(namespace)}.{RECORD} SET state = 'dropped' WHERE pipeline = %s AND "
+                cur.execute(f"UPDATE {quoted(namespace)}.{RECORD} SET state = 'dropped' WHERE pipeline = %s AND "
                             "version = %s", (pipeline, version.number))
         finally:
             conn.close()
