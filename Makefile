@@ -79,7 +79,7 @@ dashboards: venv
 dashboards-preview: up
 	$(if $(SCENARIO),$(PY) -m demo.scenario --out docs/dashboards,$(PY) -m monitoring preview --minutes "$(or $(MINUTES),30)" --out docs/dashboards)
 
-# Also part of `make test` (tests/unit/test_k8s.py). kustomize and kubectl-validate are built with
+# Also part of `make test` (tests/unit/k8s/test_k8s.py). kustomize and kubectl-validate are built with
 # `go install` into .stack/cache/go the first time (~3 min) by `python -m stack k8s-tools`, the CRDs
 # come from the Go module proxy.
 k8s-validate: venv

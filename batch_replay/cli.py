@@ -76,7 +76,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def add_backfill_arguments(parser: argparse.ArgumentParser) -> None:
-    """``kappa backfill``'s arguments (the DAGs build theirs against them: tests/unit/test_orchestration.py)."""
+    """``kappa backfill``'s arguments (the DAGs build theirs against them: tests/unit/orchestration/test_orchestration.py)."""
     _add_pipelines(parser)
     parser.add_argument("--from", dest="start",
                         help="inclusive start: an ISO time (UTC unless it says), 'earliest', or offsets 0:120,1:98 "

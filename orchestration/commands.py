@@ -1,7 +1,7 @@
 """The replay commands' arguments (``kappa backfill ...``, ``kappa rebuild ...``) for each DAG's tasks.
 
 The DAGs hold no data logic: each task is this module's argument list given to one entry point.
-Standard library only (it runs in the Airflow workers); ``tests/unit/test_orchestration.py``
+Standard library only (it runs in the Airflow workers); ``tests/unit/orchestration/test_orchestration.py``
 parses every list with ``kappa``'s own parser, so the two cannot drift.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ from the pipeline's SQL transform. Each store maps every type here to its own
 (:meth:`~streaming.stores.base.Store.column_type`, in the store's module), under the name the
 store reports back (PostgreSQL's ``format_type``, ClickHouse's ``system.columns``, Cassandra's
 ``system_schema``), which is how a store compares an existing table with the schema;
-``tests/unit/test_table_types.py`` checks that every store maps every type.
+``tests/unit/streaming/test_table_types.py`` checks that every store maps every type.
 
 Avro -> Spark is spark-avro's: boolean, int, long, float, double, string (also enum, uuid),
 bytes/fixed -> binary, decimal(p, s), date, timestamp-millis/-micros -> timestamp,

@@ -28,7 +28,7 @@ from monitoring.grafana import dashboards
 from stack.prometheus import RULES
 from tests.conftest import free_port, write_toml
 from tests.integration import cdc_items, job_process
-from tests.integration.api_server import OrdersApi
+from tests.integration.connectors.api_server import OrdersApi
 from tests.integration.job_process import REPO
 from tests.integration.kafka_topics import create_topic
 

@@ -15,7 +15,7 @@ import pytest
 from kappa import cli
 from kappa.errors import KappaError, Refused, Unavailable
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PRODUCT = {"kappa", "schemas", "connectors", "streaming", "batch_replay", "monitoring"}
 
 

@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from tests.integration.api_server import OrdersApi
+from tests.integration.connectors.api_server import OrdersApi
 from tests.integration.kafka_topics import read_topic, wait_for
 
 T0 = 1_764_115_200_000

@@ -10,7 +10,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from schemas import contracts
 from schemas.serde import AvroDeserializer, AvroSerializer, split
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def schemas_check(*args: str) -> subprocess.CompletedProcess:

@@ -24,10 +24,10 @@ from monitoring import endpoint
 from orchestration import config as orchestration_config
 from stack import k8s_tools
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PRODUCT = ("kappa", "streaming", "connectors", "batch_replay", "monitoring", "schemas")
 DEVELOPMENT = ("stack", "demo", "bench", "tests")
-BROKEN = Path(__file__).resolve().parent / "k8s_broken"
+BROKEN = Path(__file__).resolve().parent / "broken"
 CREDENTIAL_FIELDS = {"password", "secret_key", "access_key", "username", "user"}
 
 
@@ -122,9 +122,9 @@ def test_every_overlay_renders_and_validates_offline() -> None:
 def test_a_broken_manifest_is_reported_at_its_file_object_and_field() -> None:
     problems = validate.validate([BROKEN])
     assert [(p.source, p.object, p.field) for p in problems] == [
-        ("tests/unit/k8s_broken/connector.yaml", "Deployment/broken-connector",
+        ("tests/unit/k8s/broken/connector.yaml", "Deployment/broken-connector",
          "spec.template.spec.containers[0].livenessProbe.httpGet.prot"),
-        ("tests/unit/k8s_broken/pipeline.yaml", "SparkApplication/broken-pipeline", "spec.restartPolicy.type"),
+        ("tests/unit/k8s/broken/pipeline.yaml", "SparkApplication/broken-pipeline", "spec.restartPolicy.type"),
     ]
     assert "unknown field" in problems[0].message and '"Sometimes"' in problems[1].message
 

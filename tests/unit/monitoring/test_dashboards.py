@@ -7,7 +7,7 @@ import json
 import re
 
 from monitoring.grafana import dashboards
-from tests.unit.monitoring_names import exported_series, recorded_series
+from tests.unit.monitoring.names import exported_series, recorded_series
 
 
 def test_the_committed_json_is_what_the_code_builds():

@@ -2,7 +2,7 @@
 
 Only public clients and HTTP here (confluent-kafka's sync and async ``SchemaRegistryClient``,
 its Avro serializers, raw HTTP for what no client method covers), so the same checks run against
-any registry: ``SCHEMA_REGISTRY_URL=http://host:8081 pytest tests/integration/test_schema_registry_api.py``
+any registry: ``SCHEMA_REGISTRY_URL=http://host:8081 pytest tests/integration/schemas/test_registry_api.py``
 compares this one with Confluent's, Karapace or Apicurio. Without it, the local stack's registry.
 """
 import asyncio

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from stack.prometheus import RULES, Prometheus, promtool
-from tests.unit.monitoring_names import exported_series, recorded_series, rules
+from tests.unit.monitoring.names import exported_series, recorded_series, rules
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS = ROOT / "monitoring" / "prometheus"
 TESTS = PROMETHEUS / "tests" / "alerts_test.yml"
 

@@ -12,7 +12,7 @@ import connectors.metrics
 import monitoring.exporter
 import streaming.metrics
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "metrics.md"
 MODULES = (streaming.metrics, connectors.metrics, monitoring.exporter, batch_replay.metrics)
 
 

@@ -34,7 +34,7 @@ def loaded() -> dict:
         (link / "orchestration").symlink_to(REPO_ROOT / "orchestration")
     env = {"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(link.parent), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "PYTHONPATH": str(link), "KAPPA_PLATFORM_HOME": str(REPO_ROOT)}
-    result = subprocess.run([str(airflow.python()), str(REPO_ROOT / "tests" / "unit" / "airflow_dags.py"),
+    result = subprocess.run([str(airflow.python()), str(REPO_ROOT / "tests" / "unit" / "orchestration" / "airflow_dags.py"),
                              str(REPO_ROOT / "orchestration"), samples], capture_output=True, text=True, env=env,
                             timeout=600)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]

@@ -9,7 +9,7 @@ from connectors.files.connector import FilesConfig
 from connectors.runtime import load_config
 from kappa.errors import Refused
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("path, model", [

@@ -20,7 +20,7 @@ from streaming.stores import lake
 from tests.integration import job_process, sink_contents
 from tests.integration.serving_tables import ORDERS, ORDERS_JOB, customers_dimension
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 T0 = int(datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc).timestamp() * 1000)
 
 

@@ -1,4 +1,4 @@
-"""Run by tests/unit/test_orchestration.py with the Airflow venv's interpreter (not the platform's):
+"""Run by tests/unit/orchestration/test_orchestration.py with the Airflow venv's interpreter (not the platform's):
 loads the DAGs folder in a DagBag once per runner setting and prints, as JSON, what the test checks
 against batch_replay's parser: import errors, the tasks and their wiring, and the argument lists
 the DAGs' own ``arguments`` tasks make from sample params."""

@@ -8,7 +8,7 @@ import yaml
 
 from stack.prometheus import RULES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def rules() -> list[dict]:

@@ -8,7 +8,7 @@ from streaming.tables import TableError, derive
 from streaming import stores
 from streaming.tables.types import AVRO
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def _schema(**columns: T.DataType) -> T.StructType:
