@@ -45,7 +45,7 @@ def labels(context: dict[str, Any]) -> dict[str, str]:
     """What identifies the alert: one per DAG, task and pipeline, whatever the run."""
     ti, params = context["ti"], context.get("params") or {}
     return {"alertname": ALERT, "severity": "warning", "dag_id": ti.dag_id, "task_id": ti.task_id,
-            "pipeline": str(params.get("job") or "all")}
+            "pipeline": str(params.get("pipeline") or "all")}
 
 
 def _post(context: dict[str, Any], alert: dict[str, Any]) -> None:

@@ -1,8 +1,8 @@
-"""``backfill``: a manual replay of one range, with typed params (from, to, job, mode, source).
+"""``backfill``: a manual replay of one range, with typed params (from, to, pipeline, mode, source).
 
 Airflow checks the params' types when the run is triggered; the ``validate`` task then runs the
 same replay with ``--dry-run``, which refuses a bad range (FROM not before TO, beyond Kafka's
-retention, an unknown job or topic, a shadow rebuild already running) before anything is written;
+retention, an unknown pipeline or topic, a shadow rebuild already running) before anything is written;
 only then does ``replay`` run. Trigger it from the UI (Trigger DAG, the params form) or with
 ``airflow dags trigger backfill --conf '{"from": "2026-12-01", "to": "2026-12-02"}'``.
 """
@@ -30,8 +30,8 @@ with DAG(
                       description="inclusive start: an ISO time (UTC unless it says), 'earliest', or offsets 0:120,1:98"),
         "to": Param("latest", type="string", pattern=BOUND, title="to",
                     description="exclusive end: an ISO time, 'latest', or offsets per partition"),
-        "job": Param(None, type=["null", "string"], pattern=r"^[\w.,/-]+$", title="job",
-                     description="pipelines, comma-separated (orders, customers) or a pipeline file; empty: every one"),
+        "pipeline": Param(None, type=["null", "string"], pattern=r"^[\w.,/-]+$", title="pipeline",
+                          description="pipelines, comma-separated (orders, customers) or a pipeline file; empty: every one"),
         "mode": Param("live", enum=list(commands.MODES), title="mode",
                       description="live: upserts into what readers see; shadow: a new version, then the cut-over"),
         "source": Param("kafka", enum=list(commands.SOURCES), title="source",

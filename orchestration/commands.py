@@ -17,7 +17,7 @@ NOT_YET = 3                                          # kappa rebuild --step chec
 
 
 def backfill(params: Mapping[str, object]) -> list[str]:
-    """The backfill DAG's replay, from its run's params (from, to, job, mode, source)."""
+    """The backfill DAG's replay, from its run's params (from, to, pipeline, mode, source)."""
     start = str(params.get("from") or "").strip()
     if not start:
         raise ValueError("the param 'from' is required: where the replay starts (an ISO time, 'earliest' or "
@@ -27,23 +27,23 @@ def backfill(params: Mapping[str, object]) -> list[str]:
         raise ValueError(f"mode {mode!r} / source {source!r}: mode is one of {MODES}, source one of {SOURCES}")
     arguments = ["backfill", "--from", start, "--to", str(params.get("to") or "latest").strip(), "--mode", str(mode),
                  "--source", str(source)]
-    return arguments + _job(params.get("job"))
+    return arguments + _pipeline(params.get("pipeline"))
 
 
-def reconcile(start: datetime, end: datetime, job: object = None, source: object = None) -> list[str]:
+def reconcile(start: datetime, end: datetime, pipeline: object = None, source: object = None) -> list[str]:
     """daily_reconcile's replay of one data interval [start, end), live mode."""
     return ["backfill", "--from", start.isoformat(), "--to", end.isoformat(), "--mode", "live",
-            "--source", str(source or "kafka")] + _job(job)
+            "--source", str(source or "kafka")] + _pipeline(pipeline)
 
 
 def rebuild(step: str, params: Mapping[str, object]) -> list[str]:
-    """One step of the Kappa rebuild of the pipeline ``params['job']``."""
+    """One step of the Kappa rebuild of the pipeline ``params['pipeline']``."""
     if step not in REBUILD_STEPS:
         raise ValueError(f"unknown rebuild step {step!r}; steps: {REBUILD_STEPS}")
-    job = _job(params.get("job"))
-    if not job:
-        raise ValueError("the param 'job' is required: the pipeline to rebuild (e.g. orders)")
-    arguments = ["rebuild", "--step", step, *job, "--max-lag", str(int(params.get("max_lag") or 0))]
+    pipeline = _pipeline(params.get("pipeline"))
+    if not pipeline:
+        raise ValueError("the param 'pipeline' is required: the pipeline to rebuild (e.g. orders)")
+    arguments = ["rebuild", "--step", step, *pipeline, "--max-lag", str(int(params.get("max_lag") or 0))]
     if step == "start":
         arguments += ["--launch", str(params.get("launch") or "local")]
     return arguments
@@ -54,6 +54,6 @@ def dry_run(arguments: list[str]) -> list[str]:
     return [*arguments, "--dry-run"]
 
 
-def _job(job: object) -> list[str]:
-    text = str(job or "").strip()
+def _pipeline(pipeline: object) -> list[str]:
+    text = str(pipeline or "").strip()
     return ["--pipeline", text] if text else []

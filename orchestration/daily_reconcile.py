@@ -28,8 +28,8 @@ with DAG(
     doc_md=__doc__,
     default_args=runners.retrying(CONFIG),
     params={
-        "job": Param(None, type=["null", "string"], pattern=r"^[\w.,/-]+$",
-                     description="pipelines, comma-separated; empty: every pipeline"),
+        "pipeline": Param(None, type=["null", "string"], pattern=r"^[\w.,/-]+$",
+                          description="pipelines, comma-separated; empty: every pipeline"),
         "source": Param("kafka", enum=list(commands.SOURCES), description="kafka, or lake (the raw archive)"),
     },
 ) as dag:
@@ -37,6 +37,6 @@ with DAG(
     @task
     def arguments(data_interval_start=None, data_interval_end=None, params=None) -> list[str]:
         params = params or {}
-        return commands.reconcile(data_interval_start, data_interval_end, params.get("job"), params.get("source"))
+        return commands.reconcile(data_interval_start, data_interval_end, params.get("pipeline"), params.get("source"))
 
     runners.replay("replay", arguments(), CONFIG, on_success_callback=alerts.on_success)

@@ -31,7 +31,7 @@ with DAG(
     doc_md=__doc__,
     default_args=runners.retrying(CONFIG),
     params={
-        "job": Param(type="string", pattern=r"^[\w./-]+$", description="the pipeline to rebuild (e.g. orders)"),
+        "pipeline": Param(type="string", pattern=r"^[\w./-]+$", description="the pipeline to rebuild (e.g. orders)"),
         "max_lag": Param(0, type="integer", minimum=0, description="cut over once the new job is this close"),
         "launch": Param("none" if CONFIG.runner == "kubernetes" else "local", enum=["local", "none"],
                         description="local: start the new job on the worker; none: it is started elsewhere "

@@ -104,7 +104,7 @@ def test_the_backfill_dag_validates_retries_alerts_and_replays(airflow_api, spar
     job = str(path)
 
     # 1. FROM after TO: the validate task fails with batch_replay's refusal; the replay never runs.
-    bad = airflow_api.trigger("backfill", {"from": "2026-12-02", "to": "2026-12-01", "job": job})
+    bad = airflow_api.trigger("backfill", {"from": "2026-12-02", "to": "2026-12-01", "pipeline": job})
     assert airflow_api.finished("backfill", bad, 240) == "failed"
     tasks = airflow_api.tasks("backfill", bad)
     assert (tasks["validate"]["state"], tasks["replay"]["state"]) == ("failed", "upstream_failed")
@@ -117,7 +117,7 @@ def test_the_backfill_dag_validates_retries_alerts_and_replays(airflow_api, spar
     conn.close()
 
     # 2. ClickHouse stopped: the replay fails, is retried, fails again; the alert reaches the Alertmanager.
-    params = {"from": "earliest", "to": "latest", "job": job, "mode": "live", "source": "kafka"}
+    params = {"from": "earliest", "to": "latest", "pipeline": job, "mode": "live", "source": "kafka"}
     lifecycle.down(["clickhouse"], echo=lambda *_: None)
     try:
         failing = airflow_api.trigger("backfill", params)

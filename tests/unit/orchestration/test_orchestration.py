@@ -16,12 +16,12 @@ from orchestration import commands, config
 from stack import airflow
 from stack.paths import REPO_ROOT, stack_home
 
-BACKFILL = [{"from": "2026-12-01", "to": "2026-12-02T06:00:00Z", "job": "orders", "mode": "shadow", "source": "lake"},
-            {"from": "earliest", "to": "latest", "job": None, "mode": "live", "source": "kafka"},
-            {"from": "0:120,1:98", "to": "0:200,1:150", "job": "orders,customers", "mode": "live", "source": "kafka"}]
-REBUILD = [{"job": "orders", "max_lag": 5, "launch": "local"}, {"job": "customers", "max_lag": 0, "launch": "none"}]
-DAILY = [["2026-12-01T00:00:00", "2026-12-02T00:00:00", {"job": None, "source": "kafka"}],
-         ["2026-12-02T00:00:00", "2026-12-03T00:00:00", {"job": "orders", "source": "lake"}]]
+BACKFILL = [{"from": "2026-12-01", "to": "2026-12-02T06:00:00Z", "pipeline": "orders", "mode": "shadow", "source": "lake"},
+            {"from": "earliest", "to": "latest", "pipeline": None, "mode": "live", "source": "kafka"},
+            {"from": "0:120,1:98", "to": "0:200,1:150", "pipeline": "orders,customers", "mode": "live", "source": "kafka"}]
+REBUILD = [{"pipeline": "orders", "max_lag": 5, "launch": "local"}, {"pipeline": "customers", "max_lag": 0, "launch": "none"}]
+DAILY = [["2026-12-01T00:00:00", "2026-12-02T00:00:00", {"pipeline": None, "source": "kafka"}],
+         ["2026-12-02T00:00:00", "2026-12-03T00:00:00", {"pipeline": "orders", "source": "lake"}]]
 
 
 @lru_cache(maxsize=1)
@@ -68,7 +68,7 @@ def test_backfill_validates_then_replays_what_its_params_say():
         assert validate.dry_run and not replay.dry_run
         for parsed in (validate, replay):
             assert (parsed.start, parsed.end, parsed.mode, parsed.source, parsed.pipelines) == \
-                (params["from"], params["to"], params["mode"], params["source"], params["job"])
+                (params["from"], params["to"], params["mode"], params["source"], params["pipeline"])
         assert arguments["validate"] == commands.dry_run(arguments["replay"])
     tasks = loaded()["local"]["dags"]["backfill"]["tasks"]
     assert tasks["validate"]["op_args"][0] == ["arguments", "validate"] and tasks["validate"]["retries"] == 0
@@ -84,7 +84,7 @@ def test_daily_reconcile_replays_its_data_interval_live():
     for (start, end, params), arguments in zip(DAILY, loaded()["local"]["made"]["daily_reconcile"]):
         parsed = kappa_cli.parser().parse_args(arguments)
         assert parsed.start.startswith(start) and parsed.end.startswith(end) and parsed.end.endswith("+00:00")
-        assert (parsed.mode, parsed.source, parsed.pipelines, parsed.dry_run) == ("live", params["source"], params["job"], False)
+        assert (parsed.mode, parsed.source, parsed.pipelines, parsed.dry_run) == ("live", params["source"], params["pipeline"], False)
     replay = dag["tasks"]["replay"]
     assert replay["op_args"][0] == ["arguments", "return_value"] and replay["retries"] == 3 and replay["exponential"]
 
@@ -94,7 +94,7 @@ def test_kappa_rebuild_runs_each_step_of_the_rebuild():
         for step, arguments in steps.items():
             parsed = kappa_cli.parser().parse_args(arguments)
             assert (parsed.command == "rebuild", parsed.step, parsed.pipelines, parsed.max_lag) == \
-                (True, step, params["job"], params["max_lag"])
+                (True, step, params["pipeline"], params["max_lag"])
             if step == "start":
                 assert parsed.launch == params["launch"]
     local = loaded()["local"]["dags"]["kappa_rebuild"]["tasks"]
