@@ -234,7 +234,7 @@ def _serve_metrics(port: int, host: str) -> None:
     try:
         endpoint.serve(port, host, endpoint.Health.passive())
     except OSError as exc:
-        raise SystemExit(f"batch_replay: cannot serve metrics on {host}:{port} ({exc.strerror}): another "
+        raise Refused(f"batch_replay: cannot serve metrics on {host}:{port} ({exc.strerror}): another "
                          "replay may be running; pass another --metrics-port (make backfill METRICS_PORT=...)") from None
     targets.announce(f"batch-replay-{port}", endpoint.announced_host(host), port, {"job": "batch-replay"})
 

@@ -28,6 +28,7 @@ from connectors.producer import EventProducer
 from connectors.records import InvalidRecord, RecordMapper, epoch_ms, event_id
 from connectors.runtime import ConnectorConfig, StopFlag
 from schemas import contracts
+from kappa.errors import Refused
 from kappa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class ApiConfig(ConnectorConfig):
         environ = os.environ if environ is None else environ
         missing = [variable for variable in self.headers_from_env.values() if variable not in environ]
         if missing:
-            raise SystemExit(f"connector {self.name}: headers_from_env names {', '.join(missing)}, which the "
+            raise Refused(f"connector {self.name}: headers_from_env names {', '.join(missing)}, which the "
                              "environment does not have: set it (on Kubernetes, from the connector's Secret)")
         return {**self.headers, **{header: environ[variable] for header, variable in self.headers_from_env.items()}}
 

@@ -27,7 +27,7 @@ from connectors.producer import EventProducer
 from connectors.records import event_id, namespace_for
 from connectors.runtime import ConnectorConfig, StopFlag
 from kappa.settings import Settings
-from kappa.errors import Refused
+from kappa.errors import Refused, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,10 @@ class CdcConfig(ConnectorConfig):
     # Tables captured insert-only: only INSERTs are published (a second publication WITH
     # (publish = 'insert')), so PostgreSQL needs no replica identity for their UPDATEs and DELETEs.
     insert_only: list[str] = []
+    # A lost or refused PostgreSQL connection is retried this many times in a row (waiting
+    # 0.5 s, doubling up to 30 s; each one counted in kappa_connector_source_errors_total), then the
+    # process exits 1 naming the server. The slot keeps every change meanwhile.
+    reconnect_attempts: int = 8
 
     def slot_name(self) -> str:
         return self.slot or f"kappa_{self.name}".replace("-", "_")
@@ -106,7 +110,11 @@ class BadValue(Refused, ValueError):
     """A column value with no form in the table's Avro schema (e.g. NaN in a numeric(p, s))."""
 
 
-class TableNotCapturable(SystemExit):
+class SourceUnavailable(Unavailable, ConnectionError):
+    """PostgreSQL did not accept the connection (the process exits 1 naming it; its supervisor restarts it)."""
+
+
+class TableNotCapturable(Refused):
     """A table the connector cannot publish as configured; the message names the table and the fix."""
 
 
@@ -137,11 +145,21 @@ class CdcConnector:
         self._sql: psycopg2.extensions.connection | None = None
         self._lag = metrics.LAG.labels(config.name, "wal_bytes")
         self._lag_seconds = metrics.LAG.labels(config.name, "seconds")
+        self._last_event_time = metrics.LAST_EVENT_TIME.labels(config.name)
+        self._newest_event_ms = 0     # event_time of the newest event produced
+        self._failures = 0            # connection failures in a row
+        metrics.SOURCE_ERRORS.labels(config.name, "connection")  # at 0 from the start: increase() sees the first
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self, **kwargs) -> psycopg2.extensions.connection:
-        return psycopg2.connect(self.dsn, options=SESSION_OPTIONS, application_name=f"kappa-cdc-{self.config.name}",
-                                **kwargs)
+        try:
+            return psycopg2.connect(self.dsn, options=SESSION_OPTIONS,
+                                    application_name=f"kappa-cdc-{self.config.name}", **kwargs)
+        except psycopg2.OperationalError as exc:
+            postgres = self.settings.postgres
+            raise SourceUnavailable(f"PostgreSQL at {postgres.host}:{postgres.port} (database {self.database}) "
+                                    f"refused the connection: {_first_line(exc)}; check it runs "
+                                    "and KAPPA_POSTGRES__HOST/PORT/USER") from exc
 
     def _ensure_publications(self) -> list[str]:
         """Create or update the publications; returns those that have tables (the ones to stream)."""
@@ -277,6 +295,7 @@ class CdcConnector:
                        "table": state.relation.table, "lsn": lsn, "txId": txid, "ts_ms": ts_ms, "snapshot": snapshot},
             "ts_ms": int(time.time() * 1000), "event_id": event_id, "event_time": ts_ms,
         })
+        self._newest_event_ms = max(self._newest_event_ms, ts_ms)
         self.producer.send(state.topic, key, value)
         if op == "d" and key is not None:
             self.producer.send(state.topic, key, None)  # tombstone: log compaction forgets the row
@@ -310,7 +329,7 @@ class CdcConnector:
             conn.commit()
         finally:
             conn.close()
-        self.producer.checkpoint()
+        self._acknowledged()
         log.info("snapshot done", extra={"events": count, "lsn": pgoutput.lsn_to_str(lsn)})
 
     def _snapshot_row(self, state: TableState, values, lsn: int, ts_ms: int, marker: str) -> int:
@@ -329,27 +348,55 @@ class CdcConnector:
 
     # -- streaming -------------------------------------------------------------------------------
     def run(self) -> None:
-        self._sql = self._connect()
-        self._sql.autocommit = True
-        self.keys = {qualified: self._resolve_key(qualified) for qualified in self.config.tables}  # before publishing
-        publications = self._ensure_publications()
-        for qualified in self.config.tables:
-            self._register(self._catalog_relation(qualified)[0])
-        self.producer.ensure_topics(sorted({s.topic for s in self.tables.values()}), self.config.partitions)
-        repl = self._connect(connection_factory=psycopg2.extras.LogicalReplicationConnection)
-        cur = repl.cursor()
+        """Stream until stopped. A lost connection resumes from the slot's confirmed position, as a
+        restart would (changes produced but not confirmed are re-sent with the same event ids)."""
         try:
+            while not self.stop.is_set():
+                try:
+                    self._session()
+                    return
+                except (SourceUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                    self._failures += 1
+                    failures = self._failures
+                    metrics.SOURCE_ERRORS.labels(self.config.name, "connection").inc()
+                    postgres = self.settings.postgres
+                    if failures > self.config.reconnect_attempts:
+                        raise SourceUnavailable(f"PostgreSQL at {postgres.host}:{postgres.port} failed "
+                                                f"{failures} times in a row: {_first_line(exc)}") from exc
+                    delay = min(30.0, 0.5 * 2 ** (failures - 1))
+                    log.warning("PostgreSQL connection lost: reconnecting", extra={
+                        "error": _first_line(exc), "attempt": failures, "retry_in_s": delay,
+                        "postgres": f"{postgres.host}:{postgres.port}"})
+                    self.stop.health.not_ready(f"reconnecting to PostgreSQL (attempt {failures})")
+                    self.stop.wait(delay)
+        finally:
+            self.producer.close()
+
+    def _session(self) -> None:
+        """One connection's life: catalog and publications, the slot (and its snapshot), the stream."""
+        self._sql = self._connect()
+        repl = None
+        try:
+            self._sql.autocommit = True
+            self.keys = {qualified: self._resolve_key(qualified) for qualified in self.config.tables}  # before publishing
+            publications = self._ensure_publications()
+            for qualified in self.config.tables:
+                self._register(self._catalog_relation(qualified)[0])
+            self.producer.ensure_topics(sorted({s.topic for s in self.tables.values()}), self.config.partitions)
+            repl = self._connect(connection_factory=psycopg2.extras.LogicalReplicationConnection)
+            cur = repl.cursor()
             self._prepare_slot(cur)
             if self.stop.is_set():
                 return
             cur.start_replication(slot_name=self.config.slot_name(), decode=False, status_interval=10,
                                   options={"proto_version": "1", "publication_names": ",".join(publications)})
             self.stop.health.ready()  # streaming the slot (a snapshot, if any, is done)
+            self._failures = 0
             self._stream(cur)
         finally:
-            repl.close()
-            self._sql.close()
-            self.producer.close()
+            for conn in (repl, self._sql):
+                if conn is not None and not conn.closed:
+                    conn.close()
 
     def _prepare_slot(self, cur) -> None:
         slot = self.config.slot_name()
@@ -463,7 +510,7 @@ class CdcConnector:
         """Wait for Kafka to acknowledge everything, then let PostgreSQL release the WAL up to ``lsn``
         (committed at ``commit_ts_ms``): the slot's lag is then what the server wrote after it."""
         started = time.perf_counter()
-        self.producer.checkpoint()
+        self._acknowledged()
         if lsn:
             cur.send_feedback(flush_lsn=lsn, force=True)
             self._lag.set(max(0, cur.wal_end - lsn))
@@ -472,6 +519,12 @@ class CdcConnector:
         metrics.BATCH_SECONDS.labels(self.config.name).observe(time.perf_counter() - started)
         log.debug("confirmed", extra={"lsn": pgoutput.lsn_to_str(lsn), "events": pending})
         return lsn
+
+    def _acknowledged(self) -> None:
+        """Wait for Kafka to acknowledge everything produced; the newest event is then published."""
+        self.producer.checkpoint()
+        if self._newest_event_ms:
+            self._last_event_time.set(self._newest_event_ms / 1000)
 
     def _heartbeat(self, cur, idle: bool, committed: int, confirmed: int) -> int:
         """Keep an idle slot from pinning WAL: with nothing in flight, confirm up to the server's WAL end."""
@@ -507,3 +560,9 @@ def _text(value: str | None, _cur) -> str | None:
 def _shape(relation: pgoutput.Relation) -> list[tuple[str, int, int]]:
     """A relation's columns as they decide its schema (names, types), not pgoutput's key flags."""
     return [(c.name, c.type_oid, c.type_modifier) for c in relation.columns]
+
+
+def _first_line(exc: BaseException) -> str:
+    """A driver error's first line (psycopg2's messages go on with hints and context lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -21,11 +21,12 @@ from minio import Minio
 from connectors import metrics
 from connectors.checkpoints import CheckpointStore
 from connectors.files.readers import BadRow, rows
-from connectors.files.sources import FileRef, LocalDirectory, S3Prefix, sha256
+from connectors.files.sources import FileRef, LocalDirectory, S3Prefix, SourceUnavailable, sha256
 from connectors.producer import EventProducer
 from connectors.records import InvalidRecord, RecordMapper, epoch_ms, event_id, namespace_for
 from connectors.runtime import ConnectorConfig, StopFlag
 from schemas import contracts
+from kappa.errors import Refused
 from kappa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def key_schema(contract: contracts.Contract, key: list[str]) -> str:
     fields = {f["name"]: f for f in contract.fields}
     missing = [k for k in key if k not in fields]
     if missing:
-        raise SystemExit(f"key fields {missing} (config 'key') are not fields of contract {contract.path}")
+        raise Refused(f"key fields {missing} (config 'key') are not fields of contract {contract.path}")
 
     def required(avro_type):
         return next(t for t in avro_type if t != "null") if isinstance(avro_type, list) else avro_type
@@ -68,7 +69,7 @@ class FilesConnector:
     def __init__(self, config: FilesConfig, settings: Settings, stop: StopFlag | None = None,
                  transactional_id: str | None = None) -> None:
         if not config.directory and not config.s3_bucket:
-            raise SystemExit(f"connector {config.name}: set 'directory' and/or 's3_bucket' in its config")
+            raise Refused(f"connector {config.name}: set 'directory' and/or 's3_bucket' in its config")
         self.config = config
         self.settings = settings
         self.stop = stop or StopFlag()
@@ -83,11 +84,15 @@ class FilesConnector:
         self.s3 = Minio(settings.s3.endpoint, access_key=settings.s3.access_key, secret_key=settings.s3.secret_key,
                         secure=settings.s3.secure, region=settings.s3.region)
         self._backlog = metrics.LAG.labels(config.name, "files")
+        self._last_event_time = metrics.LAST_EVENT_TIME.labels(config.name)
+        self._newest_event_ms = 0  # event_time of the newest row produced
+        metrics.SOURCE_ERRORS.labels(config.name, "s3")  # at 0 from the start: increase() sees the first
         self.sources: list[LocalDirectory | S3Prefix] = []
         if config.directory:
             self.sources.append(LocalDirectory(Path(config.directory), config.patterns))
         if config.s3_bucket:
-            self.sources.append(S3Prefix(self.s3, config.s3_bucket, config.s3_prefix, config.patterns))
+            self.sources.append(S3Prefix(self.s3, config.s3_bucket, config.s3_prefix, config.patterns,
+                                         settings.s3.endpoint))
 
     @staticmethod
     def _item(ref: FileRef) -> str:
@@ -158,6 +163,8 @@ class FilesConnector:
         self.producer.commit(self.manifest, {self._item(ref): {
             "size": ref.size, "checksum": ref.checksum, "content_sha256": content, "last_row": rows_done,
             "complete": complete, "published_at_ms": int(time.time() * 1000)}})
+        if self._newest_event_ms:
+            self._last_event_time.set(self._newest_event_ms / 1000)
 
     def _publish_row(self, ref: FileRef, line: int, row) -> int:
         position = f"{ref.uri}:{line}"
@@ -183,6 +190,7 @@ class FilesConnector:
         }
         key = self.serialize_key({k: entity[k] for k in self.config.key})
         self.producer.send(self.config.topic, key, self.serialize(event))
+        self._newest_event_ms = max(self._newest_event_ms, when)
         return 0
 
     def run(self) -> None:
@@ -191,8 +199,14 @@ class FilesConnector:
         self.stop.health.ready()  # Kafka and the manifest answered (the constructor)
         try:
             while not self.stop.is_set():
-                published = self.scan()
-                log.info("scan complete", extra={"files_published": published})
+                try:
+                    published = self.scan()
+                    log.info("scan complete", extra={"files_published": published})
+                except SourceUnavailable as exc:
+                    # What was committed stays committed; the next scan picks up where this one failed.
+                    metrics.SOURCE_ERRORS.labels(self.config.name, "s3").inc()
+                    log.warning("S3 unavailable: retrying at the next scan", extra={
+                        "error": str(exc), "retry_in_s": self.config.poll_interval_s})
                 self.stop.wait(self.config.poll_interval_s)
         finally:
             self.producer.close()

@@ -46,7 +46,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             continue
         bucket = record["s3"]["bucket"]["name"]
         key = unquote_plus(record["s3"]["object"]["key"])  # S3 event keys are URL-encoded
-        source = S3Prefix(connector.s3, bucket, "", connector.config.patterns)
+        source = S3Prefix(connector.s3, bucket, "", connector.config.patterns, connector.settings.s3.endpoint)
         stat = connector.s3.stat_object(bucket, key)      # the object as it is now, not as notified
         ref = source.ref(key, stat.size, stat.etag, stat.last_modified)
         if ref is None:

@@ -17,8 +17,15 @@ from datetime import datetime
 from pathlib import Path
 
 from minio import Minio
+from minio.error import S3Error
+from urllib3.exceptions import HTTPError
 
 from connectors.files.readers import file_format
+from kappa.errors import Refused, Unavailable
+
+
+class SourceUnavailable(Unavailable, ConnectionError):
+    """S3 did not answer or failed a request (the connector retries at its next scan)."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,9 @@ class LocalDirectory:
 
 
 class S3Prefix:
-    def __init__(self, client: Minio, bucket: str, prefix: str, patterns: list[str]) -> None:
+    def __init__(self, client: Minio, bucket: str, prefix: str, patterns: list[str], endpoint: str) -> None:
         self.client, self.bucket, self.prefix, self.patterns = client, bucket, prefix, patterns
+        self.endpoint = endpoint  # named in errors
 
     def ref(self, key: str, size: int, etag: str, last_modified: datetime) -> FileRef | None:
         fmt = file_format(key)
@@ -75,7 +83,9 @@ class S3Prefix:
         return FileRef(f"s3://{self.bucket}/{key}", size, etag.strip('"'), fmt, int(last_modified.timestamp() * 1000))
 
     def list(self) -> Iterator[FileRef]:
-        for obj in self.client.list_objects(self.bucket, prefix=self.prefix, recursive=True):
+        with self._translated("listing"):
+            objects = list(self.client.list_objects(self.bucket, prefix=self.prefix, recursive=True))
+        for obj in objects:
             if obj.is_dir:
                 continue
             ref = self.ref(obj.object_name, obj.size, obj.etag, obj.last_modified)
@@ -88,5 +98,23 @@ class S3Prefix:
         key = ref.uri.removeprefix(f"s3://{self.bucket}/")
         with tempfile.TemporaryDirectory(prefix="kappa-files-") as tmp:
             path = Path(tmp) / key.rsplit("/", 1)[-1]
-            self.client.fget_object(self.bucket, key, str(path))
+            with self._translated(f"reading {ref.uri}"):
+                self.client.fget_object(self.bucket, key, str(path))
             yield path
+
+    @contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        """The minio client's errors as the platform's: a missing bucket is the config's to fix;
+        anything else is the server's."""
+        where = f"S3 at {self.endpoint}"
+        try:
+            yield
+        except S3Error as exc:
+            if exc.code == "NoSuchBucket":
+                raise Refused(f"bucket {self.bucket} (config 's3_bucket') does not exist on {where}: create it "
+                              "or fix the config") from None
+            raise SourceUnavailable(f"{where}, {doing} s3://{self.bucket}/{self.prefix}: {exc.code}: "
+                                    f"{exc.message}") from exc
+        except HTTPError as exc:
+            raise SourceUnavailable(f"{where} did not answer {doing} s3://{self.bucket}/{self.prefix}: "
+                                    f"{type(exc).__name__}") from exc

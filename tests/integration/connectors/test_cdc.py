@@ -4,11 +4,13 @@ import random
 import signal
 import threading
 import time
+import urllib.request
 from datetime import datetime, timezone
 
 import psycopg2
 import pytest
 
+from tests.conftest import free_port
 from tests.integration.kafka_topics import read_topic, wait_for
 
 
@@ -207,7 +209,7 @@ def test_a_table_without_replica_identity_is_refused_or_captured_insert_only(
     proc = None
     try:
         refused = run_connector("cdc", config, "refused.log")
-        assert refused.wait(60) == 1
+        assert refused.wait(60) == 2  # refused: the configuration is to fix, not to retry
         message = refused.log_path.read_text()
         assert f"table {qualified} has no replica identity" in message and "REPLICA IDENTITY FULL" in message
         assert "insert_only" in message and "ADD PRIMARY KEY" in message
@@ -240,3 +242,47 @@ def test_a_table_without_replica_identity_is_refused_or_captured_insert_only(
             cur.execute(f"DROP PUBLICATION IF EXISTS {slot}, {slot}_inserts")
             cur.execute(f"DROP TABLE {qualified}")
         conn.close()
+
+
+def test_a_lost_connection_is_counted_and_streaming_resumes(postgres_settings, kafka_bootstrap, registry_url,
+                                                            run_connector, unique):
+    """PostgreSQL ends the connector's sessions (a failover, a restart): the connector counts a source
+    error, reconnects with backoff and streams on from its slot, and its last-event gauge follows."""
+    conn = psycopg2.connect(postgres_settings.dsn())
+    conn.autocommit = True
+    table, name = f"cdc_lost_{unique}", f"lost-{unique}"
+    slot, topic, port = f"kappa_{name}".replace("-", "_"), f"it.lost{unique}.{table}", free_port()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE public.{table} (id int PRIMARY KEY)")
+    proc = run_connector("cdc", {"name": name, "tables": [f"public.{table}"], "topic_prefix": f"it.lost{unique}",
+                                 "commit_interval_s": 0.3, "metrics_port": port})
+    try:
+        wait_for(lambda: slot_lsn(conn, slot), 60, "the slot")
+        with conn.cursor() as cur:
+            cur.execute(f"INSERT INTO public.{table} VALUES (1)")
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                        (f"kappa-cdc-{name}",))
+            assert cur.rowcount == 2  # its catalog session and its replication session
+            cur.execute(f"INSERT INTO public.{table} VALUES (2)")
+        published = wait_for(lambda: {r["key"]["id"] for r in read_topic(kafka_bootstrap, registry_url, topic)
+                                      if r["value"]} >= {1, 2} or None, 60, "both inserts")
+        assert published
+        scraped = wait_for(lambda: _metrics(port) if 'kind="connection"} 1.0' in _metrics(port)
+                           and "kappa_connector_last_event_timestamp_seconds{" in _metrics(port) else None,
+                           30, "the source error and the last event time on /metrics")
+        assert f'kappa_connector_source_errors_total{{connector="{name}",kind="connection"}} 1.0' in scraped
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.log_path.read_text()[-2000:]
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+            cur.execute(f"DROP PUBLICATION IF EXISTS {slot}")
+            cur.execute(f"DROP PUBLICATION IF EXISTS {slot}_inserts")
+            cur.execute(f"DROP TABLE public.{table}")
+        conn.close()
+
+
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()

@@ -6,9 +6,12 @@ from urllib.parse import quote_plus
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import urllib3
 from minio import Minio
 
-from tests.conftest import write_toml
+from connectors.files.sources import S3Prefix, SourceUnavailable
+from kappa.errors import Refused
+from tests.conftest import free_port, write_toml
 from tests.integration.kafka_topics import read_topic, wait_for
 
 CSV = """payment_id,order_id,amount,currency,method,paid_at
@@ -159,3 +162,17 @@ def test_lambda_handler_publishes_an_s3_object_once_and_shares_the_manifest(
     assert watcher.wait(30) == 0
     assert sorted(e["payment_id"] for e in events(kafka_bootstrap, registry_url, topic)) == [f"p-{i}" for i in range(700, 704)]
     lambda_handler._connector.producer.close()
+
+
+def test_s3_errors_arrive_as_the_platforms_a_missing_bucket_refused_a_dead_server_unavailable(s3, s3_settings):
+    """The connector retries an S3 it cannot reach at its next scan, and stops on a bucket that does
+    not exist: the minio client's exceptions are translated once, where the client is called."""
+    client, _bucket = s3
+    missing = S3Prefix(client, "no-such-bucket-kappa", "", ["*"], s3_settings.endpoint)
+    with pytest.raises(Refused, match="bucket no-such-bucket-kappa .config 's3_bucket'. does not exist"):
+        list(missing.list())
+    dead = f"127.0.0.1:{free_port()}"
+    nobody = Minio(dead, access_key="x", secret_key="y", secure=False, region="us-east-1",
+                   http_client=urllib3.PoolManager(retries=urllib3.Retry(total=0)))
+    with pytest.raises(SourceUnavailable, match=f"S3 at {dead} did not answer listing s3://landing/in/"):
+        list(S3Prefix(nobody, "landing", "in/", ["*"], dead).list())

@@ -34,5 +34,5 @@ def test_secret_headers_come_from_the_environment_and_a_missing_one_stops_the_co
                        headers_from_env={"Authorization": "KAPPA_API_AUTHORIZATION"})
     assert config.request_headers({"KAPPA_API_AUTHORIZATION": "Bearer s3cret"}) == {
         "Accept-Language": "en", "Authorization": "Bearer s3cret"}
-    with pytest.raises(SystemExit, match="KAPPA_API_AUTHORIZATION"):
+    with pytest.raises(Refused, match="KAPPA_API_AUTHORIZATION"):
         config.request_headers({})
