@@ -112,8 +112,8 @@ def add_backfill_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_pipelines(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", "--job", dest="pipelines", metavar="PIPELINES",
-                        help="pipelines, comma-separated: names in streaming/pipelines (orders, customers) or "
-                             "pipeline files (default: every pipeline in streaming/pipelines)")
+                        help="pipelines, comma-separated: names (orders, customers; found in streaming.pipelines_dir, "
+                             "then the platform's own) or pipeline files (default: every pipeline)")
 
 
 def _add_serving_version(parser: argparse.ArgumentParser, help: str) -> None:
@@ -124,7 +124,7 @@ def _pipeline_paths(names: str | None) -> list[Path]:
     from streaming import pipelines
 
     if not names:
-        return sorted(pipelines.HERE.glob("*.toml"))
+        return pipelines.every()
     return [pipelines.find(name.strip()) for name in names.split(",") if name.strip()]
 
 

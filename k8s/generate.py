@@ -1,7 +1,8 @@
 """The manifests that copy something the repo already holds, written from it so they cannot drift:
 
-- ``base/streaming/pipelines.yaml``: the ConfigMap ``kappa-pipelines``, every pipeline file of
-  ``streaming/pipelines`` (the SparkApplications mount it over the image's copies);
+- ``base/streaming/pipelines.yaml``: the ConfigMap ``kappa-pipelines``, every pipeline file the
+  platform finds (``streaming/pipelines``, and the folder of the setting ``streaming.pipelines_dir``;
+  the SparkApplications mount it over the image's copies, so ``kappa run NAME`` finds each one);
 - ``base/monitoring/prometheus-rules.yaml``: the PrometheusRule of the rule files the local
   Prometheus evaluates (``monitoring/prometheus/rules``);
 - ``base/monitoring/dashboards.yaml``: one ConfigMap per Grafana dashboard
@@ -18,7 +19,6 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-PIPELINES_DIR = REPO / "streaming" / "pipelines"
 RULES_DIR = REPO / "monitoring" / "prometheus" / "rules"
 DASHBOARDS_DIR = REPO / "monitoring" / "grafana" / "dashboards"
 # The label the Grafana chart's sidecar looks for (its default sidecar.dashboards.label).
@@ -47,9 +47,11 @@ def _dump(documents: list[dict], source: str) -> str:
 
 
 def pipelines() -> str:
-    data = {path.name: _Literal(path.read_text()) for path in sorted(PIPELINES_DIR.glob("*.toml"))}
+    from streaming import pipelines as found
+
+    data = {path.name: _Literal(path.read_text()) for path in found.every()}
     return _dump([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kappa-pipelines"}, "data": data}],
-                 "streaming/pipelines/*.toml")
+                 "the pipeline files (streaming/pipelines/*.toml and streaming.pipelines_dir)")
 
 
 def prometheus_rules() -> str:

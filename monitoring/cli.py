@@ -6,10 +6,8 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from pathlib import Path
 
 from kappa.cli import add_log_level
-from kappa.errors import Refused
 from kappa.settings import ports
 
 
@@ -22,8 +20,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def add_lag_exporter_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pipeline", type=Path, action="append",
-                        help="a pipeline file (repeat it; default: every file in streaming/pipelines)")
+    parser.add_argument("--pipeline", action="append",
+                        help="a pipeline's name or file (repeat it; default: every pipeline, streaming.pipelines_dir's "
+                             "and the platform's own)")
     parser.add_argument("--metrics-port", "--port", dest="port", type=int, default=ports.LAG_EXPORTER,
                         metavar="PORT", help=f"the /metrics port (default {ports.LAG_EXPORTER})")
     parser.add_argument("--host", help="the address to listen on (default: the settings' metrics.host; 0.0.0.0 in a "
@@ -38,10 +37,7 @@ def _lag_exporter(args: argparse.Namespace) -> int:
     from streaming import pipelines
 
     logs.configure("exporter", "lag-exporter", args.log_level)
-    files = args.pipeline or sorted(pipelines.HERE.glob("*.toml"))
-    missing = [str(f) for f in files if not f.exists()]
-    if missing:
-        raise Refused(f"no pipeline file {', '.join(missing)}")
+    files = [pipelines.find(name) for name in args.pipeline] if args.pipeline else pipelines.every()
     settings = get_settings()
     host = args.host or settings.metrics.host
     exporter.register(settings, files)

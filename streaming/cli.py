@@ -18,7 +18,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run a pipeline until stopped",
                               description="Run a pipeline's live job until SIGTERM/SIGINT (or, with "
                                           "--available-now, until it has read what its topic holds).")
-    run.add_argument("pipeline", help="a pipeline's TOML file, or the name of one in streaming/pipelines (orders)")
+    run.add_argument("pipeline", help="a pipeline's name (orders; found in streaming.pipelines_dir, then the "
+                                 "platform's own) or its TOML file")
     run.add_argument("--available-now", action="store_true",
                      help="process what is in the topic now, then stop (tests, catch-up)")
     run.add_argument("--serving-version", type=int, metavar="N",
@@ -40,7 +41,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     new.add_argument("--key", help="the key columns, comma-separated (default: the topic's key schema / primary key)")
     new.add_argument("--time-field", help="--sample: the column holding each row's time (default: ingest time)")
     new.add_argument("--namespace", default="serving", help="where the serving tables go (default: serving)")
-    new.add_argument("--output", type=Path, help="the pipeline file to write (default: <table>.toml here)")
+    new.add_argument("--output", type=Path, help="the pipeline file to write (default: <table>.toml in the "
+                                                  "pipelines folder, streaming.pipelines_dir)")
     new.add_argument("--contract", type=Path,
                      help="--sample: the contract to write (default: schemas/avro/<topic>.avsc)")
     new.add_argument("--force", action="store_true", help="overwrite files that exist")
@@ -49,7 +51,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     migrate = commands.add_parser("migrate", help="apply a pipeline's missing table migrations",
                                   description="Apply the migrations of a pipeline's 'migrations' folder that its "
                                               "stores have not applied yet.")
-    migrate.add_argument("pipeline", help="a pipeline's TOML file, or the name of one in streaming/pipelines")
+    migrate.add_argument("pipeline", help="a pipeline's name or its TOML file")
     migrate.add_argument("--namespace", help="default: the pipeline's")
     migrate.set_defaults(run=_migrate)
 
@@ -65,6 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 def _new(args: argparse.Namespace) -> int:
     from kappa.settings import get_settings
     from schemas.contracts import CONTRACTS_DIR
+    from streaming import pipelines
     from streaming.jobs import scaffold
 
     key = [k.strip() for k in args.key.split(",") if k.strip()] if args.key else None
@@ -83,7 +86,9 @@ def _new(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise Refused(str(exc)) from exc
     draft.namespace = args.namespace
-    output = output or Path(f"{draft.name}.toml")
+    if output is None:
+        pipelines.home().mkdir(parents=True, exist_ok=True)
+        output = pipelines.home() / f"{draft.name}.toml"
     if output.exists() and not args.force:
         raise Refused(f"{output} exists: pass --force to overwrite")
     output.write_text(scaffold.render(draft))

@@ -9,10 +9,13 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from kappa.settings import Settings, get_settings
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout
 
 
 @pytest.fixture(scope="session")

@@ -114,6 +114,9 @@ class StreamingSettings(BaseModel):
     # Where a pipeline keeps its checkpoints when its file does not say (checkpoint_dir): a local folder,
     # or s3a://bucket/prefix where a job's driver may move between machines (Kubernetes).
     checkpoint_dir: str = ".stack/checkpoints"
+    # The folder of your pipeline files: commands find a pipeline by name there first, then among the
+    # platform's own (streaming/pipelines), and `kappa new` writes there. None: streaming/pipelines.
+    pipelines_dir: str | None = None
 
 
 class SparkSettings(BaseModel):
