@@ -1,5 +1,6 @@
 """``kappa lag-exporter``: serve the streaming jobs' consumer lag on /metrics, measured from outside
-them at each scrape (:mod:`monitoring.exporter`). The dashboards' development commands (write their
+them at each scrape (:mod:`monitoring.exporter`); ``kappa status``: the same, and more, once, for a
+person or a script (:mod:`monitoring.status`). The dashboards' development commands (write their
 JSON, draw previews) are ``python -m monitoring dashboards|preview``."""
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                           "checkpoints and the topics' end offsets.")
     add_lag_exporter_arguments(lag)
     lag.set_defaults(run=_lag_exporter)
+
+    status = commands.add_parser("status", help="each pipeline's query: running, lag, last batch, serving version",
+                                 description="Each pipeline's live query: whether its job runs, its lag in events "
+                                             "and seconds, its last batch and the serving version readers see; "
+                                             "exit 1 when a pipeline could not be measured.")
+    status.add_argument("--pipeline", action="append",
+                        help="a pipeline's name or file (repeat it; default: every pipeline)")
+    status.add_argument("--json", action="store_true", help="a JSON list, for scripts")
+    status.set_defaults(run=_status)
 
 
 def add_lag_exporter_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,3 +59,14 @@ def _lag_exporter(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from kappa.settings import get_settings
+    from monitoring import status
+    from streaming import pipelines
+
+    files = [pipelines.find(name) for name in args.pipeline] if args.pipeline else pipelines.every()
+    statuses = status.measure(get_settings(), files)
+    print(status.as_json(statuses) if args.json else status.table(statuses))
+    return 1 if any(s.problem for s in statuses) else 0

@@ -19,19 +19,34 @@ from kappa.settings import Settings
 def committed(settings: Settings, location: str) -> dict[str, dict[int, int]]:
     """``{topic: {partition: next offset}}`` after the query's last completed batch; empty before
     its first (or when there is no checkpoint at ``location``, a folder or ``s3a://bucket/prefix``)."""
-    files = _S3(settings, location) if location.startswith("s3a://") else _Local(location)
-    done = {int(n) for n in files.names("commits") if n.isdigit()}
-    started = {int(n) for n in files.names("offsets") if n.isdigit()}
-    batches = sorted(done & started)
-    if not batches:
+    files = _files(settings, location)
+    batch = _newest(files)
+    if batch is None:
         return {}
-    lines = files.read(f"offsets/{batches[-1]}").splitlines()
+    lines = files.read(f"offsets/{batch}").splitlines()
     position: dict[str, dict[int, int]] = {}
     for line in lines[2:]:  # after the version and the batch metadata: one line per source
         if line.strip().startswith("{"):
             for topic, ends in json.loads(line).items():
                 position.setdefault(topic, {}).update({int(p): int(o) for p, o in ends.items()})
     return position
+
+
+def last_batch(settings: Settings, location: str) -> tuple[int, float] | None:
+    """(id, end time in epoch seconds) of the query's newest completed batch; None before its first."""
+    files = _files(settings, location)
+    batch = _newest(files)
+    return None if batch is None else (batch, files.modified(f"commits/{batch}"))
+
+
+def _files(settings: Settings, location: str):
+    return _S3(settings, location) if location.startswith("s3a://") else _Local(location)
+
+
+def _newest(files) -> int | None:
+    done = {int(n) for n in files.names("commits") if n.isdigit()}
+    started = {int(n) for n in files.names("offsets") if n.isdigit()}
+    return max(done & started, default=None)
 
 
 class _Local:
@@ -44,6 +59,9 @@ class _Local:
 
     def read(self, name: str) -> str:
         return (self.root / name).read_text()
+
+    def modified(self, name: str) -> float:
+        return (self.root / name).stat().st_mtime
 
 
 class _S3:
@@ -65,3 +83,6 @@ class _S3:
         finally:
             response.close()
             response.release_conn()
+
+    def modified(self, name: str) -> float:
+        return self.client.stat_object(self.bucket, f"{self.prefix}/{name}").last_modified.timestamp()

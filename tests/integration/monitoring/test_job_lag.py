@@ -51,6 +51,15 @@ def _group_lag(group: str, topic: str) -> dict[int, int] | None:
             if len(line) == len(header) and line[at["TOPIC"]] == topic and line[at["LAG"]].isdigit()}
 
 
+def _status(path) -> dict:
+    """``kappa status --json`` of one pipeline."""
+    out = subprocess.run([sys.executable, "-m", "kappa", "status", "--pipeline", str(path), "--json"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    (status,) = json.loads(out.stdout)
+    return status
+
+
 def _prometheus_lag(prometheus_url: str, job: str) -> float | None:
     answer = requests.get(f"{prometheus_url}/api/v1/query", timeout=10,
                           params={"query": f'sum(kappa_streaming_lag_offsets{{job="{job}"}})'}).json()
@@ -122,6 +131,9 @@ def test_a_stopped_jobs_lag_counts_what_arrived_and_drains_after_a_restart(
         time.sleep(2)
         assert max(_exported(port, name)["kappa_streaming_lag_seconds"].values()) >= waited + 1.5  # it grows
         wait_for(lambda: _prometheus_lag(prometheus_url, name) == 15, 60, "Prometheus to scrape the lag")
+        status = _status(path)  # kappa status reads the same sources, and says the job does not run
+        assert (status["query"], status["version"], status["running"], status["lag_events"]) == (name, 1, None, 15)
+        assert status["lag_seconds"] >= waited and status["last_batch"] is not None
 
         # The job-down alert reaches a webhook receiver through the stack's Alertmanager.
         webhook = ThreadingHTTPServer(("127.0.0.1", ports.ALERT_WEBHOOK), _Webhook)
@@ -142,8 +154,11 @@ def test_a_stopped_jobs_lag_counts_what_arrived_and_drains_after_a_restart(
             webhook.server_close()
 
         # Restarted, the job catches up: 0 everywhere.
-        second = job_process.run_file(path, tmp_path, "second", available_now=True)
-        assert second.wait(300) == 0, "\n".join(job_process.log_lines(second)[-20:])
+        second = job_process.run_file(path, tmp_path, "second")
+        status = wait_for(lambda: (s := _status(path))["lag_events"] == 0 and s, 300, "kappa status: no lag")
+        assert status["running"] and f"kappa job {name}" in status["running"]
+        second.terminate()
+        assert second.wait(120) == 0, "\n".join(job_process.log_lines(second)[-20:])
         lag = _exported(port, name)
         assert sum(lag["kappa_streaming_lag_offsets"].values()) == 0
         assert set(lag["kappa_streaming_lag_seconds"].values()) == {0.0}
