@@ -102,9 +102,8 @@ class _Kafka:
     """The few questions a replay plan asks Kafka, with one consumer."""
 
     def __init__(self, settings: Settings) -> None:
-        self.consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "kappa-replay-plan",
-                                  "enable.auto.commit": False, "isolation.level": "read_committed",
-                                  **settings.kafka.client_config})
+        self.consumer = Consumer(settings.kafka.client(**{
+            "group.id": "kappa-replay-plan", "enable.auto.commit": False, "isolation.level": "read_committed"}))
 
     def partitions(self, topic: str) -> list[int]:
         meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)

@@ -167,8 +167,7 @@ def _start(settings: Settings, path: Path, job, number: int, launch: str, echo) 
 
 def _ends(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
     """Per partition of ``topic``: (earliest retained offset, end offset)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "kappa-rebuild",
-                         "enable.auto.commit": False, **settings.kafka.client_config})
+    consumer = Consumer(settings.kafka.client(**{"group.id": "kappa-rebuild", "enable.auto.commit": False}))
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:

@@ -28,7 +28,7 @@ class CheckpointStore:
     def __init__(self, settings: Settings, connector: str, topic: str = DEFAULT_TOPIC) -> None:
         self.connector = connector
         self.topic = topic
-        self._kafka = {"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_config}
+        self._kafka = settings.kafka.client()
         self._producer = Producer({**self._kafka, "enable.idempotence": True, "acks": "all", "linger.ms": 0})
         self._positions: dict[str, Any] | None = None
         self._next_offset = 0

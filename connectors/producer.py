@@ -48,15 +48,15 @@ class EventProducer:
             extra_config = {"transactional.id": transactional_id or f"kappa-connector-{connector}",
                             **(extra_config or {})}
         self._producer = Producer({
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "client.id": f"connector-{connector}",
-            "enable.idempotence": True,   # no duplicates or reordering from producer retries
-            "acks": "all",
-            "linger.ms": 5,
-            "batch.size": 1_000_000,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 500_000,
-            **settings.kafka.client_config,
+            **settings.kafka.client(**{
+                "client.id": f"connector-{connector}",
+                "enable.idempotence": True,   # no duplicates or reordering from producer retries
+                "acks": "all",
+                "linger.ms": 5,
+                "batch.size": 1_000_000,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 500_000,
+            }),
             **(extra_config or {}),
         })
         self.registry = SchemaRegistryClient({"url": settings.registry.url})
@@ -85,7 +85,7 @@ class EventProducer:
         wanted += [dlq_topic(t) for t in wanted]
         if not wanted:
             return
-        ensure_topics({"bootstrap.servers": self._settings.kafka.bootstrap_servers, **self._settings.kafka.client_config},
+        ensure_topics(self._settings.kafka.client(),
                       [NewTopic(t, num_partitions=1 if t.endswith(".dlq") else partitions, replication_factor=-1)
                        for t in wanted])
         self._known_topics.update(topics)

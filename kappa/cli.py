@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
@@ -63,13 +64,13 @@ def execute(command_line: argparse.ArgumentParser, argv: Sequence[str] | None) -
     try:
         return run(args) or 0
     except Refused as exc:
-        print(f"{name}: refused: {_message(exc)}", file=sys.stderr)
+        _say(f"{name}: refused: {_message(exc)}")
         return REFUSED
     except KappaError as exc:
-        print(f"{name}: failed: {_message(exc)}", file=sys.stderr)
+        _say(f"{name}: failed: {_message(exc)}")
         return FAILED
     except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
+        _say(f"{name}: interrupted")
         return INTERRUPTED
 
 
@@ -83,6 +84,17 @@ def alias(module: str, prefix: Sequence[str] = ()) -> int:
     root = parser()
     root.prog = f"python -m {module}"
     return execute(root, [*prefix, *sys.argv[1:]])
+
+
+def _say(line: str) -> None:
+    """The command's last word: a log line once the process logs JSON (a long-running one), else
+    plain text for the person at the terminal."""
+    from kappa import logs
+
+    if logs.process() is None:
+        print(line, file=sys.stderr)
+    else:
+        logging.getLogger("kappa").error(line)
 
 
 def _message(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pythonjsonlogger.json import JsonFormatter
 
 KINDS = ("pipeline", "connector", "replay", "exporter")
+_process: tuple[str, str] | None = None  # (kind, name) once configured
 
 
 class _Formatter(JsonFormatter):
@@ -22,8 +23,10 @@ class _Formatter(JsonFormatter):
 
 def configure(kind: str, name: str, level: str = "INFO") -> None:
     """Every record of this process as one JSON line with ``{kind: name}`` on it, from ``level`` up."""
+    global _process
     if kind not in KINDS:
         raise ValueError(f"log kind {kind!r}: one of {KINDS}")
+    _process = (kind, name)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(
         "{asctime}{levelname}{name}{message}", style="{",
@@ -32,5 +35,12 @@ def configure(kind: str, name: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # a library's warning is a line like the others, not two plain ones
     for chatty in ("httpx", "httpx2", "httpcore", "urllib3", "py4j"):  # a line per request or connection otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def process() -> tuple[str, str] | None:
+    """The (kind, name) every line of this process carries, once :func:`configure` ran; a JVM the
+    process starts (Spark's) logs with the same (streaming/session.py)."""
+    return _process

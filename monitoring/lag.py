@@ -38,9 +38,8 @@ class LagProbe:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                                  "group.id": "kappa-lag-probe", "enable.auto.commit": False,
-                                  "enable.partition.eof": False, **settings.kafka.client_config})
+        self.consumer = Consumer(settings.kafka.client(**{
+            "group.id": "kappa-lag-probe", "enable.auto.commit": False, "enable.partition.eof": False}))
         self._timestamps: dict[tuple[str, int, int], int] = {}
 
     def measure(self, job: str, topic: str, checkpoint: str) -> list[PartitionLag]:

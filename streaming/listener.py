@@ -112,8 +112,7 @@ def _group_consumer(kafka: KafkaSettings, group: str):
     """A consumer that only commits (it never subscribes): Kafka takes commits for an empty group."""
     from confluent_kafka import Consumer
 
-    return Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": group, "enable.auto.commit": False,
-                     **kafka.client_config})
+    return Consumer(kafka.client(**{"group.id": group, "enable.auto.commit": False}))
 
 
 class _JsonProgress:

@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from pyspark.sql import SparkSession
 
@@ -13,6 +18,7 @@ from kappa.settings.paths import local_spark
 from kappa.errors import Refused
 
 SCHEDULER_POOLS = Path(__file__).with_name("scheduler_pools.xml")
+LOG4J2 = Path(__file__).with_name("log4j2.properties")
 
 
 class LocalSparkMissing(Refused, RuntimeError):
@@ -43,6 +49,16 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def java_logging() -> str:
+    """The JVM options that make Spark log in the platform's format (log4j2.properties beside this
+    module), each line naming this process as its Python logs do (kappa.logs)."""
+    from kappa import logs
+
+    kind, name = logs.process() or ("pipeline", "spark")
+    return (f"-Dlog4j2.configurationFile={LOG4J2.as_uri()} -Dkappa.log.kind={kind} "
+            f"-Dkappa.log.name={quote(name, safe='-_.')}")
+
+
 def build_session(app_name: str, settings: Settings | None = None) -> SparkSession:
     """Get or create the process's SparkSession for ``app_name``.
 
@@ -60,6 +76,8 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
             os.environ["JAVA_HOME"] = local["java_home"]  # the Java 17 the stack's servers run on
         # Executors run the sinks in Python workers: the same interpreter (and packages) as the driver.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # The driver listens on loopback (below): Spark need not look for, and warn about, another address.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         jars = connector_jars(settings, local)
         builder = (builder.master(settings.spark.master)
                    .config("spark.driver.host", "127.0.0.1")
@@ -115,8 +133,10 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
         # tasks go first (scheduler_pools.xml; a job names its pools, streaming.jobs.runner).
         .config("spark.scheduler.mode", "FAIR")
         .config("spark.scheduler.allocation.file", str(SCHEDULER_POOLS))
-        # Stopping a query while a Python foreachBatch runs overflows the default stack.
-        .config("spark.driver.extraJavaOptions", "-Xss16m")
+        # Stopping a query while a Python foreachBatch runs overflows the default stack. Spark's
+        # own log lines in the platform's JSON format, from the JVM's first line on.
+        .config("spark.driver.extraJavaOptions", f"-Xss16m {java_logging()}")
+        .config("spark.executor.extraJavaOptions", java_logging())
         # Parquet that pyarrow and ClickHouse read without surprises.
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.hadoop.fs.s3a.endpoint", s3.url)
@@ -136,4 +156,47 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
             builder = builder.config(key, value)
     for key, value in settings.spark.conf.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    from pyspark import SparkContext
+
+    if under_spark_submit() or SparkContext._gateway is not None:
+        return builder.getOrCreate()  # no JVM to start here
+    with jvm_stderr_as_log_lines():
+        return builder.getOrCreate()
+
+
+@contextmanager
+def jvm_stderr_as_log_lines() -> Iterator[None]:
+    """Start the JVM (and the Python workers it forks) with its stderr read by this process, so
+    what it prints outside log4j (the JVM's own warnings, a shaded SLF4J's notes, a worker's
+    traceback) becomes one log line each in the process's format, like everything else it writes.
+
+    Only once the process configured its logs (kappa.logs); a JSON line passes through as it is."""
+    from kappa import logs
+
+    if logs.process() is None:
+        yield
+        return
+    read, write = os.pipe()
+    out = os.fdopen(os.dup(2), "w", buffering=1)  # the real stderr, for the relay
+    threading.Thread(target=_relay, args=(read, out), name="jvm-stderr", daemon=True).start()
+    saved = os.dup(2)
+    os.dup2(write, 2)  # what the JVM inherits as its stderr
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(write)
+
+
+def _relay(read: int, out) -> None:
+    log = logging.getLogger("spark.stderr")
+    handlers = logging.getLogger().handlers
+    formatter = handlers[0].formatter if handlers and handlers[0].formatter else logging.Formatter()
+    with os.fdopen(read, "r", errors="replace") as lines:
+        for line in lines:
+            text = line.rstrip("\n")
+            if text.startswith("{") and text.endswith("}"):
+                out.write(text + "\n")  # already a log line (log4j2.properties, or ours)
+            elif text.strip():
+                out.write(formatter.format(log.makeRecord(log.name, logging.WARNING, "jvm", 0, text, None, None)) + "\n")

@@ -14,6 +14,7 @@ the process talks to the local default. (``KAPPA_`` variables without ``__`` are
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -40,6 +41,13 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = f"127.0.0.1:{ports.KAFKA}"
     # Extra librdkafka properties (security.protocol, sasl.*, ...) for production clusters.
     client_config: dict[str, str] = {}
+
+    def client(self, **properties) -> dict:
+        """A confluent-kafka client's configuration: the cluster, ``properties``, then the extras
+        above; librdkafka's own log lines go through Python's logging (one JSON line each, like the
+        rest of the process) instead of straight to stderr."""
+        return {"bootstrap.servers": self.bootstrap_servers, "logger": logging.getLogger("kafka.client"),
+                **properties, **self.client_config}
 
 
 class RegistrySettings(BaseModel):

@@ -160,7 +160,8 @@ class Store:
     ) -> None:
         self.topic = topic
         self.default_compatibility = default_compatibility.upper()
-        self._kafka = {"bootstrap.servers": bootstrap_servers, **(client_config or {})}
+        self._kafka = {"bootstrap.servers": bootstrap_servers, "logger": logging.getLogger("kafka.client"),
+                       **(client_config or {})}
         self._lock = threading.RLock()
         self._versions: dict[str, list[SchemaVersion]] = {}
         self._by_id: dict[int, SchemaVersion] = {}

@@ -250,8 +250,11 @@ class JobRunner:
                 self._served = batch_id
                 self._good_batches += 1
                 self._batch_id = None
-            log.info("batch %d: %d rows, %d changes, %d rejected in %.2fs %s", batch_id, result.rows,
-                     result.changes, result.rejected, result.seconds, result.partition_seconds)
+            log.info("batch %d: %d rows, %d changes, %d rejected in %.2fs", batch_id, result.rows, result.changes,
+                     result.rejected, result.seconds, extra={
+                         "batch": batch_id, "rows": result.rows, "changes": result.changes,
+                         "rejected": result.rejected, "seconds": round(result.seconds, 3),
+                         "partition_seconds": result.partition_seconds})
             metrics.record_batch(self.config.name, self.config.topic, self.config.sinks, result)
             if self.on_result is not None:
                 self.on_result(result)
@@ -276,7 +279,8 @@ class JobRunner:
         if result is not None:
             first, last = result.batches
             log.info("lake: %d changes of batches %d-%d appended in %.2fs", result.changes, first, last,
-                     result.seconds)
+                     result.seconds, extra={"lake_changes": result.changes, "batches": [first, last],
+                                            "seconds": round(result.seconds, 3)})
             metrics.record_lake_batch(self.config.name, result)
             if self.on_result is not None:
                 self.on_result(result)

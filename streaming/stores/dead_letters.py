@@ -42,9 +42,8 @@ class DeadLetterSink(Sink):
         if rows.num_rows == 0:
             return
         if self._producer is None:
-            self._producer = Producer({"bootstrap.servers": self.settings.kafka.bootstrap_servers,
-                                       "enable.idempotence": True, "acks": "all", "message.timeout.ms": 20_000,
-                                       **self.settings.kafka.client_config})
+            self._producer = Producer(self.settings.kafka.client(**{
+                "enable.idempotence": True, "acks": "all", "message.timeout.ms": 20_000}))
         failures: list = []
         for row in rows.select([*RECORD_COLUMNS, ERROR]).to_pylist():
             self._producer.produce(self.topic, key=row["key"], value=row["value"], headers=[

@@ -59,3 +59,16 @@ def messages(proc: subprocess.Popen) -> list[str]:
         except (ValueError, KeyError, TypeError):
             continue
     return out
+
+
+def not_json(text: str) -> list[str]:
+    """The lines of a job's output that are not one JSON object each: every line a job writes,
+    Spark's and the JVM's included, is one (kappa/logs.py, streaming/log4j2.properties)."""
+    bad = []
+    for line in text.splitlines():
+        try:
+            if not isinstance(json.loads(line), dict):
+                bad.append(line)
+        except ValueError:
+            bad.append(line)
+    return bad

@@ -88,6 +88,7 @@ def test_sigkill_after_some_sinks_then_restart_equals_an_uninterrupted_run(
     restarted = run_job_process(killed_config, tmp_path, "restarted")
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     assert "Restarting the query" not in restarted.stderr, restarted.stderr[-3000:]  # no batch failed
+    assert job_process.not_json(restarted.stderr) == []  # Spark's lines too: one JSON object each
 
     # B: the same input, uninterrupted.
     clean = JobConfig(name=f"eos-b-{unique}", namespace=f"eos_b_{unique}", **common)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import psycopg2
+import requests
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
@@ -104,11 +105,14 @@ def test_a_pipeline_written_by_new_into_the_pipelines_folder_is_found_by_every_c
     rebuild = kappa("rebuild", "--pipeline", name, "--step", "start", "--launch", "none")
     assert rebuild.returncode == 0 and f"kappa run {written}" in rebuild.stdout, rebuild.stderr[-3000:]
 
-    lag = subprocess.Popen([sys.executable, "-m", "kappa", "lag-exporter", "--metrics-port", str(port := free_port())],
+    port = free_port()
+    lag = subprocess.Popen([sys.executable, "-m", "kappa", "lag-exporter", "--metrics-port", str(port)],
                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         first = lag.stdout.readline()
-        assert f"lag of " in first and name in first and "orders" in first, first
+        assert "lag of " in first and name in first and "orders" in first, first
+        exported = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
+        assert f'kappa_streaming_lag_offsets{{job="{name}",partition="0",topic="{topic}"}} 0.0' in exported
     finally:
         lag.terminate()
         lag.wait(30)

@@ -90,6 +90,9 @@ def test_cassandra_clickhouse_and_postgres_outages_under_load(
         for service in ("cassandra", "clickhouse", "postgres"):
             lifecycle.up([service], echo=lambda *_: None)
     said = job_process.messages(job)
+    # Outages of three stores, and still every line the job wrote (Spark's and the JVM's included)
+    # is one JSON object: a retry is a line that says why and what happens next, not a trace.
+    assert job_process.not_json(job.log_path.read_text(errors="replace")) == []
     restarts = [m for m in said if "Restarting the query from its checkpoint" in m]
     assert restarts, "no batch failed: the outages were not felt"
     assert any("cassandra at" in m for m in restarts), restarts  # the message names the server and address
