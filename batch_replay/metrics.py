@@ -13,13 +13,13 @@ from prometheus_client import Counter, Gauge
 if TYPE_CHECKING:
     from streaming.stores.writer import BatchResult
 
-EVENTS_PLANNED = Gauge("kappa_replay_events_planned", "Records in the replay's range", ["job", "mode"])
-EVENTS = Counter("kappa_replay_events_total", "Records of the range replayed so far", ["job", "mode"])
-CHUNKS_PLANNED = Gauge("kappa_replay_chunks_planned", "Chunks the replay's range is cut into", ["job", "mode"])
-CHUNKS = Counter("kappa_replay_chunks_total", "Chunks written", ["job", "mode"])
-ROWS = Counter("kappa_replay_rows_written_total", "Rows each sink took from the replay", ["job", "sink"])
+EVENTS_PLANNED = Gauge("kappa_replay_events_planned", "Records in the replay's range", ["pipeline", "mode"])
+EVENTS = Counter("kappa_replay_events_total", "Records of the range replayed so far", ["pipeline", "mode"])
+CHUNKS_PLANNED = Gauge("kappa_replay_chunks_planned", "Chunks the replay's range is cut into", ["pipeline", "mode"])
+CHUNKS = Counter("kappa_replay_chunks_total", "Chunks written", ["pipeline", "mode"])
+ROWS = Counter("kappa_replay_rows_written_total", "Rows each sink took from the replay", ["pipeline", "sink"])
 DEAD_LETTERS = Counter("kappa_replay_dead_letters_total", "Replayed records sent to the dead-letter topic",
-                       ["job", "topic"])
+                       ["pipeline", "topic"])
 
 
 def planned(job: str, mode: str, topic: str, sinks: tuple[str, ...], events: int, chunks: int) -> None:

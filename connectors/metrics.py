@@ -46,5 +46,5 @@ def serve(connector: str, port: int, host: str = "127.0.0.1", health: endpoint.H
         raise Refused(f"connector {connector}: cannot serve metrics on {host}:{port} ({exc.strerror}): set another "
                       "metrics_port in its config file, or 0 for any free port") from None
     announce(f"connector-{connector}", endpoint.announced_host(host), port,
-             {"job": "connector", "connector": connector})
+             {"job": "connector"})
     log.info("metrics on http://%s:%d/metrics", endpoint.announced_host(host), port)

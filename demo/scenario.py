@@ -103,7 +103,7 @@ def run(phase_s: float = 60, per_second: int = 50) -> float:
     spark.sparkContext.setLogLevel("ERROR")
     port = _free_port()  # the job's /metrics
     start_http_server(port, addr="127.0.0.1")
-    targets.announce(f"job-{name}", "127.0.0.1", port, {"job": name})
+    targets.announce(f"job-{name}", "127.0.0.1", port, {"job": "pipeline"})
     orders, runner = _job(spark, name, checkpoints)
     pipeline_file = _pipeline_file(orders)
     exporter = subprocess.Popen([sys.executable, "-m", "kappa", "lag-exporter", "--pipeline", str(pipeline_file)])

@@ -24,8 +24,8 @@ from kappa.settings import Settings
 from streaming.jobs import pipeline as pipeline_files
 
 log = logging.getLogger(__name__)
-ERRORS = Counter("kappa_lag_exporter_errors_total", "Lag measurements that failed, per job", ["job"])
-LABELS = ["job", "topic", "partition"]
+ERRORS = Counter("kappa_lag_exporter_errors_total", "Lag measurements that failed, per job", ["pipeline"])
+LABELS = ["pipeline", "topic", "partition"]
 
 
 class LagCollector:

@@ -41,53 +41,53 @@ def _variables(board: Dashboard, label_source: str, label: str) -> Dashboard:
 def streaming() -> Dashboard:
     """Streaming jobs: lag first (records and seconds, per job then per partition), then
     throughput, batch duration, dead letters, errors and sink latency."""
-    job = 'job=~"$job"'
+    selected = 'pipeline=~"$pipeline"'
     board = (Dashboard("Kappa / Streaming jobs").uid("kappa-streaming").tags(["kappa", "streaming", "lag"])
              .refresh("30s").time("now-1h", "now").timezone("browser"))
-    board = _variables(board, "kappa_streaming_lag_offsets", "job")
+    board = _variables(board, "kappa_streaming_lag_offsets", "pipeline")
     return (board
             .with_row(Row("Lag"))
-            .with_panel(_panel("Lag per job (records)", "short",
-                               (f"kappa_job:streaming_lag_offsets:sum{{{job}}}", "{{job}}"),
+            .with_panel(_panel("Lag per pipeline (records)", "short",
+                               (f"kappa_pipeline:streaming_lag_offsets:sum{{{selected}}}", "{{pipeline}}"),
                                description="Records not processed yet, measured outside the job (lag exporter): "
                                            "it grows while a job is down."))
-            .with_panel(_panel("Time lag per job", "s", (f"kappa_job:streaming_lag_seconds:max{{{job}}}", "{{job}}"),
+            .with_panel(_panel("Time lag per pipeline", "s", (f"kappa_pipeline:streaming_lag_seconds:max{{{selected}}}", "{{pipeline}}"),
                                description="Age of the oldest record not processed yet."))
             .with_panel(_panel("Lag per partition (records)", "short",
-                               (f"kappa_streaming_lag_offsets{{{job}}}", "{{job}} {{topic}}/{{partition}}")))
+                               (f"kappa_streaming_lag_offsets{{{selected}}}", "{{pipeline}} {{topic}}/{{partition}}")))
             .with_panel(_panel("Time lag per partition", "s",
-                               (f"kappa_streaming_lag_seconds{{{job}}}", "{{job}} {{topic}}/{{partition}}")))
+                               (f"kappa_streaming_lag_seconds{{{selected}}}", "{{pipeline}} {{topic}}/{{partition}}")))
             .with_row(Row("Throughput"))
             .with_panel(_panel("Records in per second", "short",
-                               (f"sum by (job) (rate(kappa_streaming_input_rows_total{{{job}}}{RATE}))", "{{job}}")))
+                               (f"sum by (pipeline) (rate(kappa_streaming_input_rows_total{{{selected}}}{RATE}))", "{{pipeline}}")))
             .with_panel(_panel("Rows written per second, per sink", "short",
-                               (f"sum by (job, sink) (rate(kappa_streaming_rows_written_total{{{job}}}{RATE}))",
-                                "{{job}} {{sink}}")))
+                               (f"sum by (pipeline, sink) (rate(kappa_streaming_rows_written_total{{{selected}}}{RATE}))",
+                                "{{pipeline}} {{sink}}")))
             .with_panel(_panel("Batch duration (p50, p95)", "s",
-                               (f"histogram_quantile(0.5, sum by (job, le) (rate(kappa_streaming_batch_duration_seconds_bucket{{{job}}}{RATE})))", "{{job}} p50"),
-                               (f"histogram_quantile(0.95, sum by (job, le) (rate(kappa_streaming_batch_duration_seconds_bucket{{{job}}}{RATE})))", "{{job}} p95")))
+                               (f"histogram_quantile(0.5, sum by (pipeline, le) (rate(kappa_streaming_batch_duration_seconds_bucket{{{selected}}}{RATE})))", "{{pipeline}} p50"),
+                               (f"histogram_quantile(0.95, sum by (pipeline, le) (rate(kappa_streaming_batch_duration_seconds_bucket{{{selected}}}{RATE})))", "{{pipeline}} p95")))
             .with_panel(_panel("Batches per minute", "short",
-                               (f"sum by (job) (rate(kappa_streaming_batches_total{{{job}}}{RATE})) * 60", "{{job}}")))
+                               (f"sum by (pipeline) (rate(kappa_streaming_batches_total{{{selected}}}{RATE})) * 60", "{{pipeline}}")))
             .with_row(Row("Dead letters and errors"))
             .with_panel(_panel("Dead letters per second", "short",
-                               (f"sum by (job, topic) (rate(kappa_streaming_dead_letters_total{{{job}}}{RATE}))",
-                                "{{job}} -> {{topic}}.dlq")))
+                               (f"sum by (pipeline, topic) (rate(kappa_streaming_dead_letters_total{{{selected}}}{RATE}))",
+                                "{{pipeline}} -> {{topic}}.dlq")))
             .with_panel(_panel("Errors by kind", "short",
-                               (f"sum by (job, kind) (increase(kappa_streaming_errors_total{{{job}}}{RATE}))",
-                                "{{job}} {{kind}}")))
+                               (f"sum by (pipeline, kind) (increase(kappa_streaming_errors_total{{{selected}}}{RATE}))",
+                                "{{pipeline}} {{kind}}")))
             .with_row(Row("Sinks"))
             .with_panel(_panel("Sink write time per batch (p95)", "s",
-                               (f"histogram_quantile(0.95, sum by (job, sink, le) (rate(kappa_streaming_sink_write_seconds_bucket{{{job}}}{RATE})))",
-                                "{{job}} {{sink}}"), width=24))
+                               (f"histogram_quantile(0.95, sum by (pipeline, sink, le) (rate(kappa_streaming_sink_write_seconds_bucket{{{selected}}}{RATE})))",
+                                "{{pipeline}} {{sink}}"), width=24))
             .with_row(Row("Replay"))
             .with_panel(_panel("Replay progress", "percentunit",
-                               ((f"sum by (job, mode) (kappa_replay_events_total{{{job}}}) / "
-                                 f"sum by (job, mode) (kappa_replay_events_planned{{{job}}})"), "{{job}} {{mode}}"),
+                               ((f"sum by (pipeline, mode) (kappa_replay_events_total{{{selected}}}) / "
+                                 f"sum by (pipeline, mode) (kappa_replay_events_planned{{{selected}}})"), "{{pipeline}} {{mode}}"),
                                description="Share of the range a backfill or shadow rebuild has replayed "
                                            "(kappa backfill --metrics-port; make backfill serves it)."))
             .with_panel(_panel("Replay events per second", "short",
-                               (f"sum by (job, mode) (rate(kappa_replay_events_total{{{job}}}{RATE}))",
-                                "{{job}} {{mode}}"))))
+                               (f"sum by (pipeline, mode) (rate(kappa_replay_events_total{{{selected}}}{RATE}))",
+                                "{{pipeline}} {{mode}}"))))
 
 
 def connectors() -> Dashboard:

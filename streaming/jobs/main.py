@@ -57,7 +57,7 @@ def run_pipeline(path: Path, available_now: bool = False, log_level: str = "INFO
         raise Refused(f"job {pipeline.name} cannot serve metrics on {host}:{pipeline.metrics_port} ({exc.strerror}): "
                       f"another process has the port; set metrics_port in {path} or --metrics-port (0: any free "
                       "port)") from None
-    targets.announce(f"job-{pipeline.name}", endpoint.announced_host(host), port, {"job": pipeline.name})
+    targets.announce(f"job-{pipeline.name}", endpoint.announced_host(host), port, {"job": "pipeline"})
     log.info("metrics on http://%s:%d/metrics", endpoint.announced_host(host), port)
     spark = build_session(pipeline.name)
     spark.sparkContext.setLogLevel("ERROR")  # the job logs each failure itself, in one line

@@ -58,7 +58,7 @@ def _panel_queries(job: str, connectors: list[str]) -> list[tuple[str, str]]:
     out = []
     for name, text in dashboards.render().items():
         for title, expr in dashboards.queries(text):
-            filled = (expr.replace("$__rate_interval", RATE_INTERVAL).replace("$job", job)
+            filled = (expr.replace("$__rate_interval", RATE_INTERVAL).replace("$pipeline", job)
                       .replace("$connector", "|".join(connectors)))
             out.append((f"{name} / {title}", filled))
     return out
@@ -74,7 +74,7 @@ def _alert_series(job: str, connectors: list[str]) -> list[tuple[str, str]]:
                     continue
                 for metric, matchers in SELECTOR.findall(rule["expr"]):
                     mine = (f'connector=~"{"|".join(connectors)}"' if metric.startswith("kappa_connector")
-                            else f'job="{job}"')
+                            else f'pipeline="{job}"')
                     inner = matchers.strip("{}")
                     out.append((rule["alert"], f"{metric}{{{mine}{', ' + inner if inner else ''}}}"))
     return out

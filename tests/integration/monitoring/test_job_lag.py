@@ -32,7 +32,7 @@ def _exported(port: int, job: str) -> dict[str, dict[int, float]]:
     found: dict[str, dict[int, float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name.startswith("kappa_streaming_lag_") and sample.labels.get("job") == job:
+            if sample.name.startswith("kappa_streaming_lag_") and sample.labels.get("pipeline") == job:
                 found.setdefault(sample.name, {})[int(sample.labels["partition"])] = sample.value
     return found
 
@@ -62,7 +62,7 @@ def _status(path) -> dict:
 
 def _prometheus_lag(prometheus_url: str, job: str) -> float | None:
     answer = requests.get(f"{prometheus_url}/api/v1/query", timeout=10,
-                          params={"query": f'sum(kappa_streaming_lag_offsets{{job="{job}"}})'}).json()
+                          params={"query": f'sum(kappa_streaming_lag_offsets{{pipeline="{job}"}})'}).json()
     result = answer["data"]["result"]
     return float(result[0]["value"][1]) if result else None
 
@@ -87,9 +87,10 @@ def _alert_now(name: str, job: str, path) -> None:
     ran, would hold the alert back that long), as a local rule of the stack's Prometheus."""
     rules = [r for f in sorted(RULES.glob("*.yml")) for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]]
     rule = next(r for r in rules if r.get("alert") == name)
-    expr = rule["expr"].strip().replace("kappa_job:streaming_batches:rate5m",
-                                        "sum by (job) (rate(kappa_streaming_batches_total[20s]))")
-    quick = {**rule, "expr": f'({expr}) and on (job) kappa_job:streaming_lag_offsets:sum{{job="{job}"}}', "for": "0s"}
+    expr = rule["expr"].strip().replace("kappa_pipeline:streaming_batches:rate5m",
+                                        "sum by (pipeline) (rate(kappa_streaming_batches_total[20s]))")
+    quick = {**rule, "expr": f'({expr}) and on (pipeline) kappa_pipeline:streaming_lag_offsets:sum{{pipeline="{job}"}}',
+             "for": "0s"}
     path.write_text(yaml.safe_dump({"groups": [{"name": f"test-{job}", "interval": "5s", "rules": [quick]}]}))
 
 
@@ -142,7 +143,7 @@ def test_a_stopped_jobs_lag_counts_what_arrived_and_drains_after_a_restart(
         try:
             _alert_now("KappaStreamingJobDown", name, rule)
             _reload_prometheus(prometheus_url)
-            alert = wait_for(lambda: next((a for a in _Webhook.received if a["labels"].get("job") == name
+            alert = wait_for(lambda: next((a for a in _Webhook.received if a["labels"].get("pipeline") == name
                                            and a["status"] == "firing"), None), 120, "the alert at the webhook")
             assert alert["labels"]["alertname"] == "KappaStreamingJobDown"
             assert alert["annotations"]["runbook_url"] == "docs/runbook.md#kappastreamingjobdown"

@@ -176,17 +176,17 @@ def test_cdc_and_api_events_reach_all_four_sinks_identically(
     # The listener exported the queries' progress (batches, rows, offsets behind latest).
     from prometheus_client import REGISTRY
     query = f"orders-{unique}"
-    wait_for(lambda: (REGISTRY.get_sample_value("kappa_streaming_batches_total", {"job": query}) or 0) >= 2, 30,
+    wait_for(lambda: (REGISTRY.get_sample_value("kappa_streaming_batches_total", {"pipeline": query}) or 0) >= 2, 30,
              "the listener's metrics")
-    assert REGISTRY.get_sample_value("kappa_streaming_input_rows_total", {"job": query, "topic": topic}) >= 28
+    assert REGISTRY.get_sample_value("kappa_streaming_input_rows_total", {"pipeline": query, "topic": topic}) >= 28
     for partition in range(3):
         behind = REGISTRY.get_sample_value("kappa_streaming_offsets_behind_latest",
-                                           {"job": query, "topic": topic, "partition": str(partition)})
+                                           {"pipeline": query, "topic": topic, "partition": str(partition)})
         assert behind == 0  # caught up
     # What the executors wrote, summed on the driver: every sink, and its write time per batch.
     for sink in ("clickhouse", "cassandra", "postgres"):
-        assert REGISTRY.get_sample_value("kappa_streaming_rows_written_total", {"job": query, "sink": sink}) >= 1
-        assert REGISTRY.get_sample_value("kappa_streaming_sink_write_seconds_count", {"job": query, "sink": sink}) >= 1
+        assert REGISTRY.get_sample_value("kappa_streaming_rows_written_total", {"pipeline": query, "sink": sink}) >= 1
+        assert REGISTRY.get_sample_value("kappa_streaming_sink_write_seconds_count", {"pipeline": query, "sink": sink}) >= 1
 
     # Hourly features: every accepted order event counted once (the duplicate is dropped).
     ch = clickhouse_connect.get_client(host=settings.clickhouse.host, port=settings.clickhouse.port)

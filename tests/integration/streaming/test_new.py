@@ -112,7 +112,7 @@ def test_a_pipeline_written_by_new_into_the_pipelines_folder_is_found_by_every_c
         first = lag.stdout.readline()
         assert "lag of " in first and name in first and "orders" in first, first
         exported = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
-        assert f'kappa_streaming_lag_offsets{{job="{name}",partition="0",topic="{topic}"}} 0.0' in exported
+        assert f'kappa_streaming_lag_offsets{{pipeline="{name}",partition="0",topic="{topic}"}} 0.0' in exported
     finally:
         lag.terminate()
         lag.wait(30)
