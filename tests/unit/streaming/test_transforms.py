@@ -81,7 +81,7 @@ def test_listener_records_a_progress_document_with_undefined_rates():
                               "numInputRows": 12, "processedRowsPerSecond": 8.0,
                               "sources": [{"endOffset": {"t": {"0": 10}}, "latestOffset": {"t": {"0": 15}},
                                            "numInputRows": 12}]})
-    sample = lambda name, **labels: REGISTRY.get_sample_value(name, {"job": "unit-q", **labels})  # noqa: E731
+    sample = lambda name, **labels: REGISTRY.get_sample_value(name, {"pipeline": "unit-q", **labels})  # noqa: E731
     assert sample("kappa_streaming_batch_duration_seconds_sum") == 1.5
     assert sample("kappa_streaming_input_rows_per_second") == 0.0
     assert sample("kappa_streaming_input_rows_total", topic="t") == 12
