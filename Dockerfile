@@ -47,7 +47,7 @@ COPY batch_replay/ batch_replay/
 COPY monitoring/ monitoring/
 # KAPPA_SPARK__JARS: the connector jars are in Spark's own folder, so a session adds none.
 # The development stack (stack/), demo/, bench/ and tests/ stay out: the product does not import them.
-# KAPPA_STACK_HOME, SPARK_LOCAL_DIRS: local state (a replay's scratch, Spark's) on the writable /tmp.
+# KAPPA_STACK__HOME, SPARK_LOCAL_DIRS: local state (a replay's scratch, Spark's) on the writable /tmp.
 ENV PATH=/opt/venv/bin:$PATH \
     JAVA_HOME=/usr/lib/jvm/java-17 \
     SPARK_HOME=/opt/venv/lib/python3.11/site-packages/pyspark \
@@ -56,7 +56,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     KAPPA_SPARK__JARS=[] \
-    KAPPA_STACK_HOME=/tmp/kappa \
+    KAPPA_STACK__HOME=/tmp/kappa \
     SPARK_LOCAL_DIRS=/tmp/spark
 USER 10001
 # Spark's entry point starts a driver or executor when the Spark operator asks for one, and any

@@ -1,24 +1,25 @@
 """Where the local Prometheus finds a platform process: a file-discovery target file per process.
 
 The stack's Prometheus (``stack/conf/prometheus/prometheus.yml``, scrape job ``platform``) reads
-``$KAPPA_PROMETHEUS_TARGETS_DIR`` (default ``.stack/prometheus/targets``) every 5 s. A process that
+``$KAPPA_PROMETHEUS__TARGETS_DIR`` (default ``.stack/prometheus/targets``) every 5 s. A process that
 serves /metrics writes ``<name>.json`` there and removes it when it exits, so a stopped process is
-no longer a target (its ``up`` series ends). The scrape job honours the metrics' own ``job``
-label: the streaming jobs' metrics are labelled with the job's name. On Kubernetes, ServiceMonitors
-and PodMonitors do this instead.
+no longer a target (its ``up`` series ends). A target's ``job`` is its kind (``pipeline``,
+``connector``, ...); the metrics name their pipeline or connector themselves. On Kubernetes,
+ServiceMonitors and PodMonitors do this instead.
 """
 from __future__ import annotations
 
 import atexit
 import json
-import os
 from pathlib import Path
 
 from kappa.settings.paths import state_dir
 
 
 def targets_dir() -> Path:
-    configured = os.environ.get("KAPPA_PROMETHEUS_TARGETS_DIR")
+    from kappa.settings import get_settings
+
+    configured = get_settings().prometheus.targets_dir
     if configured is not None:
         return Path(configured)
     return state_dir() / "prometheus" / "targets"

@@ -56,4 +56,4 @@ def _post(context: dict[str, Any], alert: dict[str, Any]) -> None:
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
     except OSError as exc:
-        log.error("the alert %s could not reach the Alertmanager at %s (KAPPA_ALERTMANAGER_URL): %s", ALERT, url, exc)
+        log.error("the alert %s could not reach the Alertmanager at %s (KAPPA_ORCHESTRATION__ALERTMANAGER_URL): %s", ALERT, url, exc)

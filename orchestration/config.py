@@ -7,6 +7,8 @@ airflow`` sets the platform's paths); README.md ("Orchestration") lists them.
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,31 +35,52 @@ class Config:
     reconcile_start: str       # daily_reconcile's first day (ISO date); catchup runs every day since
 
 
+PREFIX = "KAPPA_ORCHESTRATION__"  # + a field of Config, upper-case: the platform's one naming scheme
+# The names these variables had before they joined that scheme: refused, naming the new one.
+RENAMED = {"KAPPA_REPLAY_RUNNER": "RUNNER", "KAPPA_PLATFORM_HOME": "PLATFORM_HOME",
+           "KAPPA_PLATFORM_PYTHON": "PLATFORM_PYTHON", "KAPPA_SPARK_CONN_ID": "SPARK_CONN_ID",
+           "KAPPA_SPARK_APPLICATION": "SPARK_APPLICATION", "KAPPA_IMAGE": "IMAGE",
+           "KAPPA_K8S_NAMESPACE": "K8S_NAMESPACE", "KAPPA_K8S_CONFIG_MAP": "K8S_CONFIG_MAP",
+           "KAPPA_K8S_SECRET": "K8S_SECRET", "KAPPA_ALERTMANAGER_URL": "ALERTMANAGER_URL",
+           "KAPPA_REPLAY_RETRIES": "RETRIES", "KAPPA_REPLAY_RETRY_DELAY_S": "RETRY_DELAY_S",
+           "KAPPA_RECONCILE_START": "RECONCILE_START"}
+
+
 def load(environ: Mapping[str, str] = os.environ) -> Config:
-    """The settings from ``environ``; a wrong value fails the DAG's import, naming the variable."""
-    runner = environ.get("KAPPA_REPLAY_RUNNER", "local")
+    """The settings from ``environ``; a wrong value or name fails the DAG's import, naming the variable."""
+    fields = {f.name.upper() for f in dataclasses.fields(Config)}
+    for variable in sorted(environ):
+        if variable in RENAMED:
+            raise ValueError(f"{variable} was renamed {PREFIX}{RENAMED[variable]}: set that instead")
+        if variable.startswith(PREFIX) and variable[len(PREFIX):] not in fields:
+            near = difflib.get_close_matches(variable, [PREFIX + f for f in sorted(fields)], n=1)
+            raise ValueError(f"{variable} is not a setting of the DAGs" + (f"; did you mean {near[0]}?" if near else ""))
+
+    def get(field: str, default: str) -> str:
+        return environ.get(PREFIX + field.upper(), default)
+
+    runner = get("runner", "local")
     if runner not in RUNNERS:
-        raise ValueError(f"KAPPA_REPLAY_RUNNER={runner!r}: choose one of {', '.join(RUNNERS)}")
-    home = environ.get("KAPPA_PLATFORM_HOME", str(REPO))
+        raise ValueError(f"{PREFIX}RUNNER={runner!r}: choose one of {', '.join(RUNNERS)}")
+    home = get("platform_home", str(REPO))
     return Config(
         runner=runner,
-        platform_python=environ.get("KAPPA_PLATFORM_PYTHON", str(Path(home) / ".venv" / "bin" / "python")),
+        platform_python=get("platform_python", str(Path(home) / ".venv" / "bin" / "python")),
         platform_home=home,
-        spark_conn_id=environ.get("KAPPA_SPARK_CONN_ID", "spark_default"),
-        spark_application=environ.get("KAPPA_SPARK_APPLICATION", str(Path(home) / "kappa" / "__main__.py")),
-        image=environ.get("KAPPA_IMAGE", "kappa-platform:latest"),
-        k8s_namespace=environ.get("KAPPA_K8S_NAMESPACE", "kappa"),
-        k8s_config_map=environ.get("KAPPA_K8S_CONFIG_MAP", "kappa-settings"),
-        k8s_secret=environ.get("KAPPA_K8S_SECRET", "kappa-credentials"),
-        alertmanager_url=environ.get("KAPPA_ALERTMANAGER_URL", "http://127.0.0.1:19193").rstrip("/"),
-        retries=_number(environ, "KAPPA_REPLAY_RETRIES", "3", int),
-        retry_delay_s=_number(environ, "KAPPA_REPLAY_RETRY_DELAY_S", "300", float),
-        reconcile_start=environ.get("KAPPA_RECONCILE_START", "2026-12-01"),
+        spark_conn_id=get("spark_conn_id", "spark_default"),
+        spark_application=get("spark_application", str(Path(home) / "kappa" / "__main__.py")),
+        image=get("image", "kappa-platform:latest"),
+        k8s_namespace=get("k8s_namespace", "kappa"),
+        k8s_config_map=get("k8s_config_map", "kappa-settings"),
+        k8s_secret=get("k8s_secret", "kappa-credentials"),
+        alertmanager_url=get("alertmanager_url", "http://127.0.0.1:19193").rstrip("/"),
+        retries=_number(PREFIX + "RETRIES", get("retries", "3"), int),
+        retry_delay_s=_number(PREFIX + "RETRY_DELAY_S", get("retry_delay_s", "300"), float),
+        reconcile_start=get("reconcile_start", "2026-12-01"),
     )
 
 
-def _number(environ: Mapping[str, str], name: str, default: str, kind):
-    value = environ.get(name, default)
+def _number(name: str, value: str, kind):
     try:
         number = kind(value)
     except ValueError:

@@ -23,7 +23,7 @@ with DAG(
     start_date=datetime.fromisoformat(CONFIG.reconcile_start).replace(tzinfo=timezone.utc),
     catchup=True,
     max_active_runs=1,
-    is_paused_upon_creation=True,  # unpause it once the platform runs: catchup starts at KAPPA_RECONCILE_START
+    is_paused_upon_creation=True,  # unpause it once the platform runs: catchup starts at KAPPA_ORCHESTRATION__RECONCILE_START
     tags=["kappa", "replay"],
     doc_md=__doc__,
     default_args=runners.retrying(CONFIG),

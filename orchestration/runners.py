@@ -1,9 +1,9 @@
-"""Where a task's ``kappa backfill|rebuild`` runs, chosen by one setting (``KAPPA_REPLAY_RUNNER``):
+"""Where a task's ``kappa backfill|rebuild`` runs, chosen by one setting (``KAPPA_ORCHESTRATION__RUNNER``):
 
 - ``local``: a subprocess of the Airflow worker, with the platform's interpreter and checkout
   (the local stack; any worker that has the platform installed);
 - ``spark-submit``: ``SparkSubmitOperator`` submits kappa's entry file to the cluster of the
-  Airflow connection ``KAPPA_SPARK_CONN_ID``, the same arguments as application arguments;
+  Airflow connection ``KAPPA_ORCHESTRATION__SPARK_CONN_ID``, the same arguments as application arguments;
 - ``kubernetes``: ``KubernetesPodOperator`` runs the platform's image with the same module and
   arguments, its settings from a ConfigMap and its credentials from a Secret.
 
@@ -68,8 +68,8 @@ def run(arguments: list[str], python: str, home: str) -> tuple[int, str]:
     """(exit status, the last line that says why) of ``python -m kappa <arguments>`` in ``home``."""
     command = [python, "-m", commands.MODULE, *arguments]
     if not os.access(python, os.X_OK):
-        raise AirflowException(f"{python} (KAPPA_PLATFORM_PYTHON) is not an interpreter with the platform installed: "
-                               "run `make venv` in the checkout, or set KAPPA_PLATFORM_PYTHON")
+        raise AirflowException(f"{python} (KAPPA_ORCHESTRATION__PLATFORM_PYTHON) is not an interpreter with the platform installed: "
+                               "run `make venv` in the checkout, or set KAPPA_ORCHESTRATION__PLATFORM_PYTHON")
     log.info("running %s in %s", " ".join(command), home)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the DAGs' path is not the platform's
     process = subprocess.Popen(command, cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -6,7 +6,7 @@ a minute): ``python -m stack up airflow`` (``make airflow``).
 It runs from its own venv (``.stack/cache/airflow-venv``, installed from the pinned
 ``stack/conf/airflow/requirements.txt``): the Spark provider brings ``pyspark-client``, which would
 overwrite the platform's pyspark in ``.venv``. Tasks run the replay with the platform's interpreter
-(``KAPPA_PLATFORM_PYTHON``), so the two never share a site-packages.
+(``KAPPA_ORCHESTRATION__PLATFORM_PYTHON``), so the two never share a site-packages.
 
 The UI and REST API: http://127.0.0.1:18280, user ``admin``, password ``admin`` (local only; the
 passwords file is ``.stack/airflow/passwords.json``).
@@ -113,12 +113,12 @@ class Airflow(Service):
             # The DAG files import `orchestration`, and nothing else of the checkout.
             "PYTHONPATH": str(self.home / "pythonpath"),
             # The DAGs' settings (orchestration/config.py) for this machine.
-            "KAPPA_PLATFORM_PYTHON": str(platform_python if platform_python.exists() else sys.executable),
-            "KAPPA_PLATFORM_HOME": str(REPO_ROOT),
-            "KAPPA_ALERTMANAGER_URL": f"http://127.0.0.1:{ports.ALERTMANAGER}",
+            "KAPPA_ORCHESTRATION__PLATFORM_PYTHON": str(platform_python if platform_python.exists() else sys.executable),
+            "KAPPA_ORCHESTRATION__PLATFORM_HOME": str(REPO_ROOT),
+            "KAPPA_ORCHESTRATION__ALERTMANAGER_URL": f"http://127.0.0.1:{ports.ALERTMANAGER}",
             # Locally a failing task retries once, 5 s later, so its alert shows within a minute.
-            "KAPPA_REPLAY_RETRIES": os.environ.get("KAPPA_REPLAY_RETRIES", "1"),
-            "KAPPA_REPLAY_RETRY_DELAY_S": os.environ.get("KAPPA_REPLAY_RETRY_DELAY_S", "5"),
+            "KAPPA_ORCHESTRATION__RETRIES": os.environ.get("KAPPA_ORCHESTRATION__RETRIES", "1"),
+            "KAPPA_ORCHESTRATION__RETRY_DELAY_S": os.environ.get("KAPPA_ORCHESTRATION__RETRY_DELAY_S", "5"),
         }
 
     def prepare(self) -> None:
@@ -173,7 +173,7 @@ class Airflow(Service):
         api_running = process.read_pid(self._pid_file("api-server")) is not None
         if not api_running and process.port_open(self.port):
             raise ServiceError(f"airflow: port {self.port} is taken by a process the stack did not start "
-                               f"(see `ss -ltnp | grep {self.port}`); stop it or set KAPPA_PORT_AIRFLOW")
+                               f"(see `ss -ltnp | grep {self.port}`); stop it or set KAPPA_PORTS__AIRFLOW")
         env = self.environment()
         for role, argv in self.commands().items():
             if process.read_pid(self._pid_file(role)) is None:

@@ -11,7 +11,7 @@ STACK_DIR = Path(__file__).resolve().parent
 
 
 def stack_home() -> Path:
-    """Data, logs, pid files and resolved classpaths of every service (``$KAPPA_STACK_HOME``)."""
+    """Data, logs, pid files and resolved classpaths of every service (``$KAPPA_STACK__HOME``)."""
     return state_dir()
 
 

@@ -1,6 +1,6 @@
 """Fixed ports of the local stack: the servers the platform's clients talk to are the settings'
 local defaults (``kappa/settings/ports.py``, read from there); the rest are the stack's own (a server's
-second port, the SeaweedFS parts, Alertmanager, Airflow). ``KAPPA_PORT_<NAME>`` moves any of them.
+second port, the SeaweedFS parts, Alertmanager, Airflow). ``KAPPA_PORTS__<NAME>`` moves any of them.
 README.md lists them.
 """
 from kappa.settings.ports import (  # noqa: F401 (the stack's servers listen where the clients look)
@@ -13,6 +13,7 @@ from kappa.settings.ports import (  # noqa: F401 (the stack's servers listen whe
     REPLAY_METRICS,
     S3,
     SCHEMA_REGISTRY,
+    NAMES,
     port,
 )
 
@@ -29,3 +30,19 @@ SEAWEED_GRPC_OFFSET = 10000
 ALERTMANAGER = port("ALERTMANAGER", 19193)      # 9093 moved past the Kafka controller's 19093
 ALERT_WEBHOOK = port("ALERT_WEBHOOK", 19194)    # where the local Alertmanager sends alerts (any receiver)
 AIRFLOW = port("AIRFLOW", 18280)                # the api-server (UI, REST API); 8080 moved past SeaweedFS's 18080
+
+
+def _check_names() -> None:
+    """Every KAPPA_PORTS__ variable moves a port of the stack (a misspelt one would move nothing)."""
+    import difflib
+    import os
+
+    for variable in sorted(v for v in os.environ if v.startswith("KAPPA_PORTS__")):
+        name = variable[len("KAPPA_PORTS__"):]
+        if name not in NAMES:
+            near = difflib.get_close_matches(name, sorted(NAMES), n=1)
+            raise ValueError(f"{variable} is no port of the stack" + (f"; did you mean KAPPA_PORTS__{near[0]}?"
+                                                                       if near else f"; ports: {sorted(NAMES)}"))
+
+
+_check_names()

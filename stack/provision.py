@@ -58,18 +58,18 @@ def ensure_debian_packages(*packages: str) -> None:
 @lru_cache(maxsize=1)
 def java17_home() -> Path:
     """A Java 17 home: Cassandra 5.0 refuses Java 21+, and Temurin 25 is also on these machines."""
-    explicit = os.environ.get("KAPPA_JAVA17_HOME")
+    explicit = os.environ.get("KAPPA_STACK__JAVA17_HOME")
     candidates = [explicit] if explicit else list(JAVA17_CANDIDATES)
     for candidate in candidates:
         if candidate and (Path(candidate) / "bin" / "java").exists():
             return Path(candidate)
     if explicit:
-        raise ServiceError(f"KAPPA_JAVA17_HOME={explicit} has no bin/java")
+        raise ServiceError(f"KAPPA_STACK__JAVA17_HOME={explicit} has no bin/java")
     ensure_debian_packages("openjdk-17-jdk-headless")
     for candidate in JAVA17_CANDIDATES:
         if (Path(candidate) / "bin" / "java").exists():
             return Path(candidate)
-    raise ServiceError("no Java 17 found after installing openjdk-17-jdk-headless; set KAPPA_JAVA17_HOME")
+    raise ServiceError("no Java 17 found after installing openjdk-17-jdk-headless; set KAPPA_STACK__JAVA17_HOME")
 
 
 def maven_classpath(component: str) -> list[str]:

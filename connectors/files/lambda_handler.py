@@ -1,6 +1,6 @@
 """AWS Lambda entry point for S3 ``ObjectCreated`` notifications: the file connector, event-driven.
 
-Deploy with the handler ``connectors.files.lambda_handler.handler`` and ``KAPPA_FILES_CONFIG``
+Deploy with the handler ``connectors.files.lambda_handler.handler`` and ``KAPPA_FILES__CONFIG``
 naming the same TOML config as the watcher (same ``name``, so the same manifest): an object
 published by either path is skipped by the other. The platform's endpoints come from the usual
 ``KAPPA_*`` settings. Each invocation uses its own transactional id, since invocations run
@@ -28,9 +28,9 @@ _connector: FilesConnector | None = None  # kept across warm invocations
 def _get_connector() -> FilesConnector:
     global _connector
     if _connector is None:
-        path = os.environ.get("KAPPA_FILES_CONFIG")
+        path = os.environ.get("KAPPA_FILES__CONFIG")
         if not path:
-            raise RuntimeError("set KAPPA_FILES_CONFIG to the file connector's TOML config")
+            raise RuntimeError("set KAPPA_FILES__CONFIG to the file connector's TOML config")
         config = load_config(Path(path), FilesConfig)
         _connector = FilesConnector(config, get_settings(), transactional_id=f"kappa-connector-{config.name}-lambda-{uuid.uuid4()}")
     return _connector

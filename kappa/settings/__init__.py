@@ -6,10 +6,12 @@ e.g. ``KAPPA_KAFKA__BOOTSTRAP_SERVERS``), then from a TOML file named by ``KAPPA
 local stack's fixed ports on 127.0.0.1, so a fresh checkout works with no configuration, and
 pointing the platform at production clusters is a matter of setting the same keys.
 
-Names are checked: a ``KAPPA_<GROUP>__<FIELD>`` variable or a TOML key that is no setting is
-refused (:class:`SettingsRefused`), naming it and the closest setting, rather than ignored while
-the process talks to the local default. (``KAPPA_`` variables without ``__`` are not settings:
-``KAPPA_CONFIG``, ``KAPPA_STACK_HOME``, the DAGs' own, a connector's secrets.)
+Every variable follows that one scheme, also those other parts read themselves (``ELSEWHERE``:
+``KAPPA_PORTS__<NAME>``, ``KAPPA_STACK__HOME``, the DAGs' ``KAPPA_ORCHESTRATION__<FIELD>``); the
+only other is ``KAPPA_CONFIG``, the file. Names are checked: a variable or a TOML key that is no
+setting is refused (:class:`SettingsRefused`), naming it and the closest setting, rather than
+ignored while the process talks to the local default; a variable's old name (``RENAMED``) is
+refused naming its new one.
 """
 from __future__ import annotations
 
@@ -110,6 +112,9 @@ class PostgresSettings(BaseModel):
 
 class PrometheusSettings(BaseModel):
     url: str = f"http://127.0.0.1:{ports.PROMETHEUS}"
+    # Where a process announces its /metrics to a Prometheus with file discovery (monitoring/targets.py);
+    # None: the local stack's, <state folder>/prometheus/targets.
+    targets_dir: str | None = None
 
 
 class MetricsSettings(BaseModel):
@@ -195,6 +200,37 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+# Groups of the one naming scheme, KAPPA_<GROUP>__<FIELD>, that other parts read themselves (not
+# fields of Settings): their fields, or None where that part checks its own names.
+ELSEWHERE: dict[str, set[str] | None] = {
+    "ports": None,            # kappa/settings/ports.py; the development stack checks every name (stack/ports.py)
+    "orchestration": None,    # the DAGs' own (orchestration/config.py checks them)
+    "stack": {"home", "java17_home"},   # the state folder (kappa/settings/paths.py), the stack's Java
+    "files": {"config"},      # the files connector's Lambda handler: its TOML config
+}
+# Variables renamed into that scheme: refused with their new name (docs/settings.md lists them).
+RENAMED = {
+    "KAPPA_STACK_HOME": "KAPPA_STACK__HOME", "KAPPA_JAVA17_HOME": "KAPPA_STACK__JAVA17_HOME",
+    "KAPPA_PROMETHEUS_TARGETS_DIR": "KAPPA_PROMETHEUS__TARGETS_DIR", "KAPPA_FILES_CONFIG": "KAPPA_FILES__CONFIG",
+    "SCHEMA_REGISTRY_URL": "KAPPA_REGISTRY__URL",
+    **{old: f"KAPPA_ORCHESTRATION__{new}" for old, new in {
+        "KAPPA_REPLAY_RUNNER": "RUNNER", "KAPPA_PLATFORM_HOME": "PLATFORM_HOME",
+        "KAPPA_PLATFORM_PYTHON": "PLATFORM_PYTHON", "KAPPA_SPARK_CONN_ID": "SPARK_CONN_ID",
+        "KAPPA_SPARK_APPLICATION": "SPARK_APPLICATION", "KAPPA_IMAGE": "IMAGE", "KAPPA_K8S_NAMESPACE": "K8S_NAMESPACE",
+        "KAPPA_K8S_CONFIG_MAP": "K8S_CONFIG_MAP", "KAPPA_K8S_SECRET": "K8S_SECRET",
+        "KAPPA_ALERTMANAGER_URL": "ALERTMANAGER_URL", "KAPPA_REPLAY_RETRIES": "RETRIES",
+        "KAPPA_REPLAY_RETRY_DELAY_S": "RETRY_DELAY_S", "KAPPA_RECONCILE_START": "RECONCILE_START"}.items()},
+}
+
+
+def _renamed(variable: str) -> str | None:
+    if variable in RENAMED:
+        return RENAMED[variable]
+    if variable.startswith("KAPPA_PORT_"):
+        return "KAPPA_PORTS__" + variable[len("KAPPA_PORT_"):]
+    return None
+
+
 def _refuse_unknown(model: type[BaseSettings], environ: Mapping[str, str], data: dict, file: Path | None) -> None:
     """Every settings variable and file key names a setting, or the first that does not is refused."""
     groups = model.model_fields
@@ -204,12 +240,22 @@ def _refuse_unknown(model: type[BaseSettings], environ: Mapping[str, str], data:
         return f"; did you mean {near[0]}?" if near else f"; known: {', '.join(sorted(known))}"
 
     for variable in sorted(environ):
+        new = _renamed(variable)
+        if new is not None:
+            raise SettingsRefused(f"{variable} was renamed {new} (every variable is KAPPA_<GROUP>__<FIELD>): "
+                                  "set that instead")
         if not variable.upper().startswith("KAPPA_") or "__" not in variable:
             continue
         group, _, rest = variable[len("KAPPA_"):].lower().partition("__")
         field = rest.split("__")[0]
+        if group in ELSEWHERE:
+            known_fields = ELSEWHERE[group]
+            if known_fields is not None and field not in known_fields:
+                raise SettingsRefused(f"{variable} is not a setting" + closest(
+                    variable, [f"KAPPA_{group.upper()}__{f.upper()}" for f in known_fields]))
+            continue
         if group not in groups:
-            known = [f"KAPPA_{g.upper()}__" for g in groups]
+            known = [f"KAPPA_{g.upper()}__" for g in [*groups, *ELSEWHERE]]
             raise SettingsRefused(f"{variable} is not a setting: no group {group!r}"
                                   + closest(f"KAPPA_{group.upper()}__", known))
         fields = groups[group].annotation.model_fields

@@ -1,6 +1,6 @@
 """Where a process keeps local state: the development stack's servers (their data, logs and pid
 files), the Prometheus file-discovery targets of the processes it scrapes, the logs of jobs a
-rebuild starts. One folder: ``$KAPPA_STACK_HOME`` (a pod's /tmp), else ``.stack/`` in the checkout,
+rebuild starts. One folder: ``$KAPPA_STACK__HOME`` (a pod's /tmp), else ``.stack/`` in the checkout,
 else (the package installed from its wheel, no checkout around it) ``~/.kappa``.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def state_dir() -> Path:
-    if "KAPPA_STACK_HOME" in os.environ:
-        return Path(os.environ["KAPPA_STACK_HOME"]).resolve()
+    if "KAPPA_STACK__HOME" in os.environ:
+        return Path(os.environ["KAPPA_STACK__HOME"]).resolve()
     if (CHECKOUT / "pyproject.toml").exists():
         return CHECKOUT / ".stack"
     return Path.home() / ".kappa"

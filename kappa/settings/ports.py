@@ -2,20 +2,23 @@
 
 Each is its product's default moved into a range of its own (mostly 1xxxx), so a developer's own
 Kafka, PostgreSQL or Cassandra on the usual ports keeps running beside the stack. A clash can
-still be moved with ``KAPPA_PORT_<NAME>`` (e.g. ``KAPPA_PORT_KAFKA=29092``): the stack serves there
+still be moved with ``KAPPA_PORTS__<NAME>`` (e.g. ``KAPPA_PORTS__KAFKA=29092``): the stack serves there
 (``stack/`` reads these), and the settings' defaults follow, so clients find the moved server.
 README.md lists them. Production sets the endpoints themselves (``KAPPA_KAFKA__BOOTSTRAP_SERVERS``, ...).
 """
 import os
 
+NAMES: set[str] = set()  # every port's name: the fields of the settings group ``ports``
+
 
 def port(name: str, default: int) -> int:
-    """``$KAPPA_PORT_<name>``, else ``default``."""
-    value = os.environ.get(f"KAPPA_PORT_{name}")
+    """``$KAPPA_PORTS__<name>``, else ``default``."""
+    NAMES.add(name)
+    value = os.environ.get(f"KAPPA_PORTS__{name}")
     if value is None:
         return default
     if not value.isdigit() or not 0 < int(value) < 65536:
-        raise ValueError(f"KAPPA_PORT_{name}={value!r} is not a TCP port number")
+        raise ValueError(f"KAPPA_PORTS__{name}={value!r} is not a TCP port number")
     return int(value)
 
 

@@ -52,8 +52,8 @@ def test_a_service_that_cannot_start_fails_up_with_its_log(tmp_path):
     # A file where the engine's data folder should be: the ClickHouse server dies at start-up.
     (tmp_path / "clickhouse" / "data").mkdir(parents=True)
     (tmp_path / "clickhouse" / "data" / "engine").write_text("not a folder")
-    result = stack_cli("up", "clickhouse", env={"KAPPA_STACK_HOME": str(tmp_path),
-                                                "KAPPA_PORT_CLICKHOUSE_HTTP": str(free_port())})
+    result = stack_cli("up", "clickhouse", env={"KAPPA_STACK__HOME": str(tmp_path),
+                                                "KAPPA_PORTS__CLICKHOUSE_HTTP": str(free_port())})
     assert result.returncode != 0
     assert "clickhouse failed to start" in result.stderr
     assert "exited during start-up" in result.stderr
@@ -65,7 +65,7 @@ def test_a_port_held_by_another_process_is_named(tmp_path):
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        result = stack_cli("up", "s3", env={"KAPPA_STACK_HOME": str(tmp_path), "KAPPA_PORT_S3": str(port)})
+        result = stack_cli("up", "s3", env={"KAPPA_STACK__HOME": str(tmp_path), "KAPPA_PORTS__S3": str(port)})
     assert result.returncode != 0
     assert f"port {port} is taken" in result.stderr and "s3" in result.stderr
 

@@ -135,7 +135,7 @@ def test_lambda_handler_publishes_an_s3_object_once_and_shares_the_manifest(
               "s3_prefix": "drop zone/", "key": ["payment_id"], "time_field": "paid_at", "poll_interval_s": 0.3}
     config_path = tmp_path / "files.toml"
     write_toml(config_path, config)
-    monkeypatch.setenv("KAPPA_FILES_CONFIG", str(config_path))
+    monkeypatch.setenv("KAPPA_FILES__CONFIG", str(config_path))
     monkeypatch.setattr(lambda_handler, "_connector", None)
     stat = client.stat_object(bucket, key)
     # A notification as S3 sends it (event version 2.1): keys are URL-encoded, spaces as '+'.

@@ -2,12 +2,11 @@
 
 Only public clients and HTTP here (confluent-kafka's sync and async ``SchemaRegistryClient``,
 its Avro serializers, raw HTTP for what no client method covers), so the same checks run against
-any registry: ``SCHEMA_REGISTRY_URL=http://host:8081 pytest tests/integration/schemas/test_registry_api.py``
+any registry: ``KAPPA_REGISTRY__URL=http://host:8081 pytest tests/integration/schemas/test_registry_api.py``
 compares this one with Confluent's, Karapace or Apicurio. Without it, the local stack's registry.
 """
 import asyncio
 import json
-import os
 import uuid
 
 import requests
@@ -20,6 +19,8 @@ from confluent_kafka.schema_registry.avro import (AsyncAvroDeserializer, AsyncAv
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from tests.conftest import require
+
 ADDRESS = json.dumps({"type": "record", "name": "Address", "namespace": "shop",
                       "fields": [{"name": "city", "type": "string"}]})
 CUSTOMER = json.dumps({"type": "record", "name": "Customer", "namespace": "shop",
@@ -31,8 +32,11 @@ PLAIN = json.dumps({"type": "record", "name": "Plain", "fields": [{"name": "n", 
 
 
 @pytest.fixture(scope="module")
-def url(request) -> str:
-    return os.environ.get("SCHEMA_REGISTRY_URL") or request.getfixturevalue("registry_url")
+def url(settings) -> str:
+    """The settings' registry (KAPPA_REGISTRY__URL): the stack's, or any other to compare with."""
+    host, _, port = settings.registry.url.split("//", 1)[1].split("/", 1)[0].rpartition(":")
+    require("schema-registry", host, int(port))
+    return settings.registry.url
 
 
 @pytest.fixture

@@ -226,7 +226,7 @@ def test_config_keys_are_settings_and_credentials_are_only_in_secrets(rendered, 
 
 
 def test_the_airflow_kubernetes_runner_names_what_the_manifests_define(rendered) -> None:
-    config = orchestration_config.load({"KAPPA_REPLAY_RUNNER": "kubernetes"})
+    config = orchestration_config.load({"KAPPA_ORCHESTRATION__RUNNER": "kubernetes"})
     for target in ("k8s/overlays/dev", "k8s/overlays/prod"):
         objects = rendered[target]
         assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {config.k8s_namespace}

@@ -56,3 +56,20 @@ def test_a_misspelt_file_key_is_refused_and_a_bad_value_names_its_setting(monkey
     config.write_text('[clickhouse]\nport = "eighty"\n')
     with pytest.raises(SettingsRefused, match="clickhouse.port"):
         Settings()
+
+
+def test_every_variable_is_one_scheme_and_an_old_name_is_refused_with_its_new_one(monkeypatch):
+    for variable, value in {"KAPPA_PORTS__KAFKA": "19092", "KAPPA_ORCHESTRATION__RUNNER": "local",
+                            "KAPPA_STACK__HOME": "/tmp/kappa", "KAPPA_PROMETHEUS__TARGETS_DIR": "/tmp/targets"}.items():
+        monkeypatch.setenv(variable, value)  # read by the ports, the DAGs, the state folder, the targets
+    assert Settings().prometheus.targets_dir == "/tmp/targets"
+    for old, new in {"KAPPA_STACK_HOME": "KAPPA_STACK__HOME", "KAPPA_PORT_KAFKA": "KAPPA_PORTS__KAFKA",
+                     "KAPPA_REPLAY_RUNNER": "KAPPA_ORCHESTRATION__RUNNER", "KAPPA_IMAGE": "KAPPA_ORCHESTRATION__IMAGE",
+                     "SCHEMA_REGISTRY_URL": "KAPPA_REGISTRY__URL"}.items():
+        with monkeypatch.context() as m:
+            m.setenv(old, "x")
+            with pytest.raises(SettingsRefused, match=f"^{old} was renamed {new} "):
+                Settings()
+    monkeypatch.setenv("KAPPA_STACK__HOMEDIR", "/tmp")
+    with pytest.raises(SettingsRefused, match="KAPPA_STACK__HOMEDIR is not a setting; did you mean KAPPA_STACK__HOME"):
+        Settings()

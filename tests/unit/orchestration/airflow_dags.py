@@ -39,7 +39,7 @@ def describe(task):
 
 out = {}
 for runner in ("local", "spark-submit", "kubernetes"):
-    os.environ["KAPPA_REPLAY_RUNNER"] = runner
+    os.environ["KAPPA_ORCHESTRATION__RUNNER"] = runner
     bag = DagBag(dag_folder=FOLDER)
     dags = {}
     for dag_id, dag in bag.dags.items():

@@ -33,7 +33,7 @@ def loaded() -> dict:
     if not (link / "orchestration").exists():
         (link / "orchestration").symlink_to(REPO_ROOT / "orchestration")
     env = {"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(link.parent), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "PYTHONPATH": str(link), "KAPPA_PLATFORM_HOME": str(REPO_ROOT)}
+           "PYTHONPATH": str(link), "KAPPA_ORCHESTRATION__PLATFORM_HOME": str(REPO_ROOT)}
     result = subprocess.run([str(airflow.python()), str(REPO_ROOT / "tests" / "unit" / "orchestration" / "airflow_dags.py"),
                              str(REPO_ROOT / "orchestration"), samples], capture_output=True, text=True, env=env,
                             timeout=600)
@@ -134,5 +134,14 @@ def test_the_airflow_venv_leaves_the_platforms_pyspark_alone():
 
 
 def test_a_wrong_runner_names_the_setting():
-    with pytest.raises(ValueError, match="KAPPA_REPLAY_RUNNER='spark'"):
-        config.load({"KAPPA_REPLAY_RUNNER": "spark"})
+    with pytest.raises(ValueError, match="KAPPA_ORCHESTRATION__RUNNER='spark'"):
+        config.load({"KAPPA_ORCHESTRATION__RUNNER": "spark"})
+
+
+def test_the_dags_variables_are_checked_by_name():
+    assert config.load({"KAPPA_ORCHESTRATION__RETRIES": "5"}).retries == 5
+    with pytest.raises(ValueError, match="KAPPA_REPLAY_RETRIES was renamed KAPPA_ORCHESTRATION__RETRIES"):
+        config.load({"KAPPA_REPLAY_RETRIES": "5"})
+    with pytest.raises(ValueError, match="KAPPA_ORCHESTRATION__RETRY is not a setting of the DAGs; did you mean "
+                                         "KAPPA_ORCHESTRATION__RETRIES"):
+        config.load({"KAPPA_ORCHESTRATION__RETRY": "5"})
