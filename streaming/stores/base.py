@@ -81,9 +81,15 @@ class Store(ABC):
     # pointer, and version 1's tables stay where they are.
     moves_first_version: ClassVar[bool] = False
 
-    @abstractmethod
+    # The executors' client class (constructed with the settings and a namespace), for a store
+    # written per partition.
+    sink_class: ClassVar[type[Sink] | None] = None
+
     def endpoint(self, settings: Settings) -> Endpoint:
-        """Where the store is, with the setting that says so."""
+        """Where the store is, with the setting that says so: by default its settings group's host and
+        port (``settings.<name>.host/port``)."""
+        group = getattr(settings, self.name)
+        return Endpoint(self.name, f"{self.name}.host/port", group.host, group.port)
 
     # Spark SQL type (DataType.simpleString()) -> the store's name for it, as the store reports it
     # back (how an existing table is compared with the schema); decimals by ``decimal``.
@@ -103,7 +109,9 @@ class Store(ABC):
 
     def sink(self, settings: Settings, namespace: str) -> Sink:
         """The executors' client of the store: writes partitions into ``namespace``."""
-        raise NotImplementedError(f"{self.name} is not written per partition")
+        if self.sink_class is None:
+            raise NotImplementedError(f"{self.name} is not written per partition")
+        return self.sink_class(settings, namespace)
 
     def migrate(self, settings: Settings, namespace: str, pipeline: str, folder: Path) -> list[str]:
         """Apply the migrations of ``folder/<store>/`` that ``namespace`` has not recorded for

@@ -67,107 +67,6 @@ class _QuickReconnect:
             yield 1.0
 
 
-class CassandraStore(Store):
-    name = "cassandra"
-    types = TYPES
-    decimal = "decimal"
-
-    def endpoint(self, settings: Settings) -> Endpoint:
-        return Endpoint("cassandra", "cassandra.hosts/port", settings.cassandra.hosts[0], settings.cassandra.port)
-
-    def sink(self, settings: Settings, namespace: str) -> CassandraSink:
-        return CassandraSink(settings, namespace)
-
-    def ensure_table(self, settings: Settings, namespace: str, table: Table, job: str) -> list[str]:
-        """The table, the key as its partition key; the columns added (all of them when created)."""
-        qualified = f"{namespace}.{table.name}"
-        cluster, session = connect(settings)
-        try:
-            session.execute(f'CREATE KEYSPACE IF NOT EXISTS "{namespace}" WITH replication = {REPLICATION}')
-            found = list(session.execute("SELECT column_name, type, kind, position FROM system_schema.columns "
-                                         "WHERE keyspace_name = %s AND table_name = %s", (namespace, table.name)))
-            existing = {r.column_name: r.type for r in found}
-            target = f'"{namespace}"."{table.name}"'
-            if not existing:
-                columns = [f'"{c}" {self.column_type(t)}' for c, t in table.columns]
-                key = ", ".join(f'"{k}"' for k in table.key)
-                session.execute(f'CREATE TABLE IF NOT EXISTS {target} ({", ".join(columns)}, "{VERSION}" bigint, '
-                                f'"{DELETED}" boolean, PRIMARY KEY (({key})))')
-                added = table.column_names
-            else:
-                key = [r.column_name for r in sorted((r for r in found if r.kind == "partition_key"),
-                                                     key=lambda r: r.position)]
-                added = check_existing(job, self.name, qualified, table, existing, key,
-                                       lambda c, t: self.column_type(t))
-                for column in added:
-                    session.execute(f'ALTER TABLE {target} ADD "{column}" {self.column_type(table.type_of(column))}')
-        finally:
-            cluster.shutdown()
-        return logged(self.name, qualified, added, bool(existing))
-
-    def migrate(self, settings: Settings, namespace: str, pipeline: str, folder: Path) -> list[str]:
-        check_namespace(namespace)
-        cluster, session = connect(settings)
-        try:
-            session.execute(f"CREATE KEYSPACE IF NOT EXISTS {namespace} WITH replication = {REPLICATION}")
-            session.execute(f"CREATE TABLE IF NOT EXISTS {namespace}.{MIGRATIONS} "
-                            "(pipeline text, version text, applied_at timestamp, PRIMARY KEY (pipeline, version))")
-            done = {r.version for r in session.execute(
-                f"SELECT version FROM {namespace}.{MIGRATIONS} WHERE pipeline = %s", (pipeline,))}
-            return apply_migrations(folder, self.name, namespace, done, session.execute, lambda version: session.execute(
-                f"INSERT INTO {namespace}.{MIGRATIONS} (pipeline, version, applied_at) "
-                "VALUES (%s, %s, toTimestamp(now()))", (pipeline, version)))
-        finally:
-            cluster.shutdown()
-
-    def tables(self, settings: Settings, home: str) -> list[str]:
-        cluster, session = connect(settings)
-        try:
-            return _tables(session, home)
-        finally:
-            cluster.shutdown()
-
-    def cut_over(self, settings: Settings, namespace: str, target, current) -> list[str]:
-        home = target.locations[self.name]
-        cluster, session = connect(settings)
-        try:
-            tables = _tables(session, home)
-            if not tables:
-                return []
-            session.execute(f'CREATE KEYSPACE IF NOT EXISTS "{namespace}" WITH replication = {REPLICATION}')
-            session.execute(f'CREATE TABLE IF NOT EXISTS "{namespace}".{RECORD} (table_name text PRIMARY KEY, '
-                            "keyspace_name text, pipeline text, version int, activated_at timestamp)")
-            insert = session.prepare(f'INSERT INTO "{namespace}".{RECORD} (table_name, keyspace_name, pipeline, '
-                                     "version, activated_at) VALUES (?, ?, ?, ?, toTimestamp(now()))")
-            for table in tables:
-                session.execute(insert, (table, home, target.pipeline, target.number))
-            return [f"cassandra {namespace}.{RECORD}[{t}] -> {home}.{t}" for t in tables]
-        finally:
-            cluster.shutdown()
-
-    def drop(self, settings: Settings, namespace: str, version) -> list[str]:
-        home = version.locations[self.name]
-        cluster, session = connect(settings)
-        try:
-            if home != namespace:
-                session.execute(f'DROP KEYSPACE IF EXISTS "{home}"')
-                return [f"cassandra keyspace {home}"]
-            dropped = []  # version 1 shares the serving keyspace: only the tables the pointers moved away from
-            pointed = {r.table_name: r.keyspace_name for r in
-                       session.execute(f'SELECT table_name, keyspace_name FROM "{namespace}".{RECORD}')}
-            for table in (t for t, keyspace in pointed.items() if keyspace != namespace):
-                session.execute(f'DROP TABLE IF EXISTS "{namespace}"."{table}"')
-                dropped.append(f"cassandra table {namespace}.{table}")
-            return dropped
-        finally:
-            cluster.shutdown()
-
-
-def _tables(session, keyspace: str) -> list[str]:
-    rows = session.execute("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,))
-    return sorted(r.table_name for r in rows if r.table_name not in BOOKKEEPING)
-
-
 class CassandraSink(Sink):
     name = "cassandra"
     transient = (NoHostAvailable, OperationTimedOut, Timeout, Unavailable, ConnectionError, TimeoutError)
@@ -258,3 +157,103 @@ def _as_python(column: pa.ChunkedArray) -> list:
     if pa.types.is_timestamp(column.type):
         column = column.cast(pa.timestamp("ms", column.type.tz), safe=False).cast(pa.int64())
     return column.to_pylist()
+
+
+class CassandraStore(Store):
+    name = "cassandra"
+    sink_class = CassandraSink
+    types = TYPES
+    decimal = "decimal"
+
+    def endpoint(self, settings: Settings) -> Endpoint:
+        return Endpoint("cassandra", "cassandra.hosts/port", settings.cassandra.hosts[0], settings.cassandra.port)
+
+    def ensure_table(self, settings: Settings, namespace: str, table: Table, job: str) -> list[str]:
+        """The table, the key as its partition key; the columns added (all of them when created)."""
+        qualified = f"{namespace}.{table.name}"
+        cluster, session = connect(settings)
+        try:
+            session.execute(f'CREATE KEYSPACE IF NOT EXISTS "{namespace}" WITH replication = {REPLICATION}')
+            found = list(session.execute("SELECT column_name, type, kind, position FROM system_schema.columns "
+                                         "WHERE keyspace_name = %s AND table_name = %s", (namespace, table.name)))
+            existing = {r.column_name: r.type for r in found}
+            target = f'"{namespace}"."{table.name}"'
+            if not existing:
+                columns = [f'"{c}" {self.column_type(t)}' for c, t in table.columns]
+                key = ", ".join(f'"{k}"' for k in table.key)
+                session.execute(f'CREATE TABLE IF NOT EXISTS {target} ({", ".join(columns)}, "{VERSION}" bigint, '
+                                f'"{DELETED}" boolean, PRIMARY KEY (({key})))')
+                added = table.column_names
+            else:
+                key = [r.column_name for r in sorted((r for r in found if r.kind == "partition_key"),
+                                                     key=lambda r: r.position)]
+                added = check_existing(job, self.name, qualified, table, existing, key,
+                                       lambda c, t: self.column_type(t))
+                for column in added:
+                    session.execute(f'ALTER TABLE {target} ADD "{column}" {self.column_type(table.type_of(column))}')
+        finally:
+            cluster.shutdown()
+        return logged(self.name, qualified, added, bool(existing))
+
+    def migrate(self, settings: Settings, namespace: str, pipeline: str, folder: Path) -> list[str]:
+        check_namespace(namespace)
+        cluster, session = connect(settings)
+        try:
+            session.execute(f"CREATE KEYSPACE IF NOT EXISTS {namespace} WITH replication = {REPLICATION}")
+            session.execute(f"CREATE TABLE IF NOT EXISTS {namespace}.{MIGRATIONS} "
+                            "(pipeline text, version text, applied_at timestamp, PRIMARY KEY (pipeline, version))")
+            done = {r.version for r in session.execute(
+                f"SELECT version FROM {namespace}.{MIGRATIONS} WHERE pipeline = %s", (pipeline,))}
+            return apply_migrations(folder, self.name, namespace, done, session.execute, lambda version: session.execute(
+                f"INSERT INTO {namespace}.{MIGRATIONS} (pipeline, version, applied_at) "
+                "VALUES (%s, %s, toTimestamp(now()))", (pipeline, version)))
+        finally:
+            cluster.shutdown()
+
+    def tables(self, settings: Settings, home: str) -> list[str]:
+        cluster, session = connect(settings)
+        try:
+            return _tables(session, home)
+        finally:
+            cluster.shutdown()
+
+    def cut_over(self, settings: Settings, namespace: str, target, current) -> list[str]:
+        home = target.locations[self.name]
+        cluster, session = connect(settings)
+        try:
+            tables = _tables(session, home)
+            if not tables:
+                return []
+            session.execute(f'CREATE KEYSPACE IF NOT EXISTS "{namespace}" WITH replication = {REPLICATION}')
+            session.execute(f'CREATE TABLE IF NOT EXISTS "{namespace}".{RECORD} (table_name text PRIMARY KEY, '
+                            "keyspace_name text, pipeline text, version int, activated_at timestamp)")
+            insert = session.prepare(f'INSERT INTO "{namespace}".{RECORD} (table_name, keyspace_name, pipeline, '
+                                     "version, activated_at) VALUES (?, ?, ?, ?, toTimestamp(now()))")
+            for table in tables:
+                session.execute(insert, (table, home, target.pipeline, target.number))
+            return [f"cassandra {namespace}.{RECORD}[{t}] -> {home}.{t}" for t in tables]
+        finally:
+            cluster.shutdown()
+
+    def drop(self, settings: Settings, namespace: str, version) -> list[str]:
+        home = version.locations[self.name]
+        cluster, session = connect(settings)
+        try:
+            if home != namespace:
+                session.execute(f'DROP KEYSPACE IF EXISTS "{home}"')
+                return [f"cassandra keyspace {home}"]
+            dropped = []  # version 1 shares the serving keyspace: only the tables the pointers moved away from
+            pointed = {r.table_name: r.keyspace_name for r in
+                       session.execute(f'SELECT table_name, keyspace_name FROM "{namespace}".{RECORD}')}
+            for table in (t for t, keyspace in pointed.items() if keyspace != namespace):
+                session.execute(f'DROP TABLE IF EXISTS "{namespace}"."{table}"')
+                dropped.append(f"cassandra table {namespace}.{table}")
+            return dropped
+        finally:
+            cluster.shutdown()
+
+
+def _tables(session, keyspace: str) -> list[str]:
+    rows = session.execute("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,))
+    return sorted(r.table_name for r in rows if r.table_name not in BOOKKEEPING)
+

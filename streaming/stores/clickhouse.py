@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from kappa.settings import Settings
-from streaming.stores.base import (BOOKKEEPING, MIGRATIONS, Endpoint, Sink, Store, WriteToken, apply_migrations,
+from streaming.stores.base import (BOOKKEEPING, MIGRATIONS, Sink, Store, WriteToken, apply_migrations,
                                   check_existing, check_namespace, logged)
 from streaming.tables import DELETED, VERSION, Table
 
@@ -38,17 +38,50 @@ def client(settings: Settings):
                                          secure=ch.secure)
 
 
+class ClickHouseSink(Sink):
+    name = "clickhouse"
+    # Connection refused, reset or timed out; errors the server answers with are not retried.
+    transient = (OperationalError, ConnectionError, TimeoutError)
+
+    def __init__(self, settings: Settings, namespace: str) -> None:
+        super().__init__(namespace)
+        self.settings = settings
+        self._client = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.clickhouse.host}:{self.settings.clickhouse.port}"
+
+    def write(self, rows: pa.Table, spec: Table, token: WriteToken) -> None:
+        if rows.num_rows == 0:
+            return
+        data = rows.select(spec.all_columns)
+        data = data.set_column(data.schema.get_field_index("_deleted"), "_deleted",
+                               pc.cast(data["_deleted"], pa.uint8()))
+        self.insert(data, spec.name, token)
+
+    def insert(self, data: pa.Table, table: str, token: WriteToken) -> None:
+        """Any Arrow table into ``<namespace>.<table>``, deduplicated by the write's token."""
+        if self._client is None:
+            self._client = client(self.settings)
+        qualified = f"{self.namespace}.{table}"
+        self._client.insert_arrow(qualified, data, settings={"insert_deduplication_token": token.for_table(qualified)})
+
+    def reset(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
 class ClickHouseStore(Store):
     name = "clickhouse"
+    sink_class = ClickHouseSink
     moves_first_version = True
     types = TYPES
     decimal = "Decimal({precision}, {scale})"
-
-    def endpoint(self, settings: Settings) -> Endpoint:
-        return Endpoint("clickhouse", "clickhouse.host/port", settings.clickhouse.host, settings.clickhouse.port)
-
-    def sink(self, settings: Settings, namespace: str) -> ClickHouseSink:
-        return ClickHouseSink(settings, namespace)
 
     def ensure_table(self, settings: Settings, namespace: str, table: Table, job: str) -> list[str]:
         """The ReplacingMergeTree table; the columns added (all of them when created)."""
@@ -170,40 +203,3 @@ def _swap_view(ch, namespace: str, table: str, view: str) -> None:
     ch.command(f"EXCHANGE TABLES `{namespace}`.`{table}` AND `{namespace}`.`{nxt}`")
     ch.command(f"DROP TABLE `{namespace}`.`{nxt}`")
 
-
-class ClickHouseSink(Sink):
-    name = "clickhouse"
-    # Connection refused, reset or timed out; errors the server answers with are not retried.
-    transient = (OperationalError, ConnectionError, TimeoutError)
-
-    def __init__(self, settings: Settings, namespace: str) -> None:
-        super().__init__(namespace)
-        self.settings = settings
-        self._client = None
-
-    @property
-    def address(self) -> str:
-        return f"{self.settings.clickhouse.host}:{self.settings.clickhouse.port}"
-
-    def write(self, rows: pa.Table, spec: Table, token: WriteToken) -> None:
-        if rows.num_rows == 0:
-            return
-        data = rows.select(spec.all_columns)
-        data = data.set_column(data.schema.get_field_index("_deleted"), "_deleted",
-                               pc.cast(data["_deleted"], pa.uint8()))
-        self.insert(data, spec.name, token)
-
-    def insert(self, data: pa.Table, table: str, token: WriteToken) -> None:
-        """Any Arrow table into ``<namespace>.<table>``, deduplicated by the write's token."""
-        if self._client is None:
-            self._client = client(self.settings)
-        qualified = f"{self.namespace}.{table}"
-        self._client.insert_arrow(qualified, data, settings={"insert_deduplication_token": token.for_table(qualified)})
-
-    def reset(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from kappa.settings import Settings
-from streaming.stores.base import (BOOKKEEPING, MIGRATIONS, RECORD, Endpoint, Sink, Store, WriteToken,
+from streaming.stores.base import (BOOKKEEPING, MIGRATIONS, RECORD, Sink, Store, WriteToken,
                                   apply_migrations, check_existing, check_namespace, logged)
 from streaming.tables import DELETED, VERSION, Table
 
@@ -43,17 +43,72 @@ def quoted(name: str) -> str:
     return f'"{name}"'
 
 
+class PostgresSink(Sink):
+    name = "postgres"
+    # The server went away (OperationalError) or the connection it left is closed (InterfaceError).
+    transient = (psycopg2.OperationalError, psycopg2.InterfaceError, ConnectionError, TimeoutError)
+
+    def __init__(self, settings: Settings, namespace: str) -> None:
+        super().__init__(namespace)
+        self.settings = settings
+        self._conn = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.postgres.host}:{self.settings.postgres.port}"
+
+    def write(self, rows: pa.Table, spec: Table, token: WriteToken) -> None:
+        if rows.num_rows == 0:
+            return
+        if self._conn is None:
+            self._conn = psycopg2.connect(self.settings.postgres.dsn(), application_name="kappa-streaming",
+                                          connect_timeout=10)
+        buffer = io.BytesIO()
+        pacsv.write_csv(_csv_ready(rows.select(spec.all_columns)), buffer,
+                        pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        buffer.seek(0)
+        columns = ", ".join(f'"{c}"' for c in spec.all_columns)
+        # Named by the columns: a staging table made before the table gained a column is not reused.
+        stage = f"stage_{spec.name}_{zlib.crc32(columns.encode()):08x}"
+        target = f'"{self.namespace}"."{spec.name}"'
+        key = ", ".join(f'"{k}"' for k in spec.key)
+        updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in spec.value_columns)
+        with self._conn, self._conn.cursor() as cur:
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+            cur.copy_expert(f"COPY {stage} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+            cur.execute(
+                f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage} "
+                f"ON CONFLICT ({key}) DO UPDATE SET {updates} "
+                f"WHERE {target}._version < EXCLUDED._version")
+
+    def reset(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg2.Error:
+                pass
+            self._conn = None
+
+
+def _csv_ready(rows: pa.Table) -> pa.Table:
+    """Binary columns as PostgreSQL's bytea text (``\\x`` + hex): CSV has no bytes of its own."""
+    for index, field in enumerate(rows.schema):
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            text = pa.array([None if v is None else "\\x" + v.hex() for v in rows.column(index).to_pylist()],
+                            pa.string())
+            rows = rows.set_column(index, field.name, text)
+    return rows
+
+
 class PostgresStore(Store):
     name = "postgres"
+    sink_class = PostgresSink
     moves_first_version = True
     types = TYPES
     decimal = "numeric({precision},{scale})"
-
-    def endpoint(self, settings: Settings) -> Endpoint:
-        return Endpoint("postgres", "postgres.host/port", settings.postgres.host, settings.postgres.port)
-
-    def sink(self, settings: Settings, namespace: str) -> PostgresSink:
-        return PostgresSink(settings, namespace)
 
     def ensure_table(self, settings: Settings, namespace: str, table: Table, job: str) -> list[str]:
         """The table and its ``_current`` view; the columns added (all of them when created)."""
@@ -177,62 +232,3 @@ def _relations(cur, schema: str) -> list[tuple[str, str]]:
                 (schema,))
     return [(name, kind) for name, kind in cur.fetchall() if name not in BOOKKEEPING]
 
-
-class PostgresSink(Sink):
-    name = "postgres"
-    # The server went away (OperationalError) or the connection it left is closed (InterfaceError).
-    transient = (psycopg2.OperationalError, psycopg2.InterfaceError, ConnectionError, TimeoutError)
-
-    def __init__(self, settings: Settings, namespace: str) -> None:
-        super().__init__(namespace)
-        self.settings = settings
-        self._conn = None
-
-    @property
-    def address(self) -> str:
-        return f"{self.settings.postgres.host}:{self.settings.postgres.port}"
-
-    def write(self, rows: pa.Table, spec: Table, token: WriteToken) -> None:
-        if rows.num_rows == 0:
-            return
-        if self._conn is None:
-            self._conn = psycopg2.connect(self.settings.postgres.dsn(), application_name="kappa-streaming",
-                                          connect_timeout=10)
-        buffer = io.BytesIO()
-        pacsv.write_csv(_csv_ready(rows.select(spec.all_columns)), buffer,
-                        pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-        buffer.seek(0)
-        columns = ", ".join(f'"{c}"' for c in spec.all_columns)
-        # Named by the columns: a staging table made before the table gained a column is not reused.
-        stage = f"stage_{spec.name}_{zlib.crc32(columns.encode()):08x}"
-        target = f'"{self.namespace}"."{spec.name}"'
-        key = ", ".join(f'"{k}"' for k in spec.key)
-        updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in spec.value_columns)
-        with self._conn, self._conn.cursor() as cur:
-            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-            cur.copy_expert(f"COPY {stage} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
-            cur.execute(
-                f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage} "
-                f"ON CONFLICT ({key}) DO UPDATE SET {updates} "
-                f"WHERE {target}._version < EXCLUDED._version")
-
-    def reset(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg2.Error:
-                pass
-            self._conn = None
-
-
-def _csv_ready(rows: pa.Table) -> pa.Table:
-    """Binary columns as PostgreSQL's bytea text (``\\x`` + hex): CSV has no bytes of its own."""
-    for index, field in enumerate(rows.schema):
-        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-            text = pa.array([None if v is None else "\\x" + v.hex() for v in rows.column(index).to_pylist()],
-                            pa.string())
-            rows = rows.set_column(index, field.name, text)
-    return rows
