@@ -27,6 +27,7 @@ def promtool() -> Path:
 
 class Prometheus(Service):
     name = "prometheus"
+    code = ("monitoring/prometheus/rules", "stack/conf/prometheus")  # restarted when they change
     port = ports.PROMETHEUS
     start_timeout = 60.0
     stop_grace = 20.0

@@ -9,6 +9,9 @@ from stack import process
 from stack.paths import REPO_ROOT, service_dir
 
 
+CODE_SUFFIXES = (".py", ".yml", ".yaml", ".toml")  # what a server's `code` folders hold that it reads
+
+
 @dataclass(frozen=True)
 class Status:
     name: str
@@ -28,8 +31,9 @@ class Service:
     depends_on: tuple[str, ...] = ()
     # Unix user to run as (PostgreSQL refuses root).
     user: str | None = None
-    # The checkout's folders whose code the server runs (the registry is the platform's own): a
-    # running server whose code changed since it started is restarted by `up`.
+    # The checkout's folders whose code or configuration the server runs (the registry is the
+    # platform's own; Prometheus evaluates the platform's rules): a running server whose files
+    # changed since it started is restarted by `up`.
     code: tuple[str, ...] = ()
 
     @property
@@ -79,7 +83,8 @@ class Service:
     def _code_digest(self) -> str:
         digest = hashlib.sha256()
         for folder in self.code:
-            for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+            for path in sorted(p for p in (REPO_ROOT / folder).rglob("*")
+                               if p.is_file() and p.suffix in CODE_SUFFIXES and "__pycache__" not in p.parts):
                 digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
         return digest.hexdigest()
 

@@ -1,4 +1,4 @@
-"""A server of the stack that runs the checkout's own code is restarted by `make up` once that code changed."""
+"""A server of the stack that runs the checkout's own code or rules is restarted by `make up` once they changed."""
 from pathlib import Path
 
 from stack import service as service_module
@@ -29,4 +29,10 @@ def test_a_server_of_the_checkouts_code_knows_when_that_code_changed(tmp_path, m
     assert not server.code_changed()
     (checkout / "app" / "server.py").write_text("ANSWER = 2\n")
     assert server.code_changed()
+    (server.home / "code.sha256").write_text(server._code_digest())
+    (checkout / "app" / "__pycache__").mkdir()
+    (checkout / "app" / "__pycache__" / "server.cpython-311.pyc").write_bytes(b"compiled")
+    assert not server.code_changed()  # compiling it changes nothing
+    (checkout / "app" / "rules.yml").write_text("groups: []\n")
+    assert server.code_changed()  # a rule file it evaluates (Prometheus) is its code too
     assert not Service().code_changed()  # a server of a package (Kafka, PostgreSQL) never is
