@@ -113,9 +113,9 @@ def test_a_pipeline_written_by_new_into_the_pipelines_folder_is_found_by_every_c
         first = lag.stdout.readline()
         assert "lag of " in first and name in first and "orders" in first, first
         exported = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
-        lag = [s for family in text_string_to_metric_families(exported) for s in family.samples
-               if s.name == "kappa_streaming_lag_offsets" and s.labels.get("pipeline") == name]
-        assert [(s.labels["topic"], s.value) for s in lag] == [(topic, 0.0)]  # measured: it read all 3
+        series = [s for family in text_string_to_metric_families(exported) for s in family.samples
+                  if s.name == "kappa_streaming_lag_offsets" and s.labels.get("pipeline") == name]
+        assert [(s.labels["topic"], s.value) for s in series] == [(topic, 0.0)]  # measured: it read all 3
     finally:
         lag.terminate()
         lag.wait(30)
