@@ -27,16 +27,26 @@ from stack.registry import SchemaRegistry
 from stack.s3 import S3
 from stack.service import Service, Status
 from stack.spark import connector_jars
+from stack.spark_cluster import SparkMaster, SparkWorker1, SparkWorker2
 
 SERVICES: tuple[type[Service], ...] = (Kafka, SchemaRegistry, Cassandra, S3, ClickHouse, Postgres, Alertmanager,
                                        Prometheus)
-# Started only when named (python -m stack up airflow): slower to start than the rest together.
-OPTIONAL: tuple[type[Service], ...] = (Airflow,)
+# Started only when named (python -m stack up airflow | spark): slower to start than the rest
+# together, and only some tests need them.
+OPTIONAL: tuple[type[Service], ...] = (Airflow, SparkMaster, SparkWorker1, SparkWorker2)
+# Names that stand for several services.
+GROUPS = {"spark": ("spark-master", "spark-worker-1", "spark-worker-2")}
+
+
+def expand(names: Sequence[str]) -> list[str]:
+    """Service names, a group's (``spark``) replaced by its members'."""
+    return [member for name in names for member in GROUPS.get(name, (name,))]
 
 
 def services(names: Sequence[str] = ()) -> list[Service]:
     """The services called ``names`` (all if empty), with what they depend on."""
     all_services = {cls.name: cls() for cls in SERVICES + OPTIONAL}
+    names = expand(names)
     unknown = [n for n in names if n not in all_services]
     if unknown:
         raise ServiceError(f"unknown service(s) {unknown}; known: {', '.join(all_services)}")
@@ -103,7 +113,8 @@ def up(names: Sequence[str] = (), echo=print) -> list[str]:
 
 def down(names: Sequence[str] = (), echo=print) -> None:
     """Stop the named services (not what they depend on), or every service."""
-    chosen = [s for s in services(names) if s.name in names] if names else [cls() for cls in SERVICES + OPTIONAL]
+    chosen = [s for s in services(names) if s.name in expand(names)] if names else \
+        [cls() for cls in SERVICES + OPTIONAL]
     for service in reversed(chosen):
         if service.stop():
             echo(f"  {service.name:<16} stopped")

@@ -30,6 +30,13 @@ SEAWEED_GRPC_OFFSET = 10000
 ALERTMANAGER = port("ALERTMANAGER", 19193)      # 9093 moved past the Kafka controller's 19093
 ALERT_WEBHOOK = port("ALERT_WEBHOOK", 19194)    # where the local Alertmanager sends alerts (any receiver)
 AIRFLOW = port("AIRFLOW", 18280)                # the api-server (UI, REST API); 8080 moved past SeaweedFS's 18080
+# A Spark standalone cluster (python -m stack up spark): a master and two workers, each its own process.
+SPARK_MASTER = port("SPARK_MASTER", 17077)      # spark://127.0.0.1:17077 (Spark's 7077 moved)
+SPARK_MASTER_UI = port("SPARK_MASTER_UI", 18091)  # the master's web UI and /json (8080 moved)
+SPARK_WORKER_1 = port("SPARK_WORKER_1", 17078)
+SPARK_WORKER_1_UI = port("SPARK_WORKER_1_UI", 18092)
+SPARK_WORKER_2 = port("SPARK_WORKER_2", 17079)
+SPARK_WORKER_2_UI = port("SPARK_WORKER_2_UI", 18093)
 
 
 def _check_names() -> None:
