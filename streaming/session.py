@@ -82,7 +82,10 @@ def build_session(app_name: str, settings: Settings | None = None) -> SparkSessi
         builder = (builder.master(settings.spark.master)
                    .config("spark.driver.host", "127.0.0.1")
                    .config("spark.driver.bindAddress", "127.0.0.1"))
-        if settings.spark.master.startswith("local") and not any("://" in jar for jar in jars):
+        if settings.spark.shared_jars and not any("://" in jar for jar in jars):
+            builder = (builder.config("spark.driver.extraClassPath", os.pathsep.join(jars))
+                       .config("spark.executor.extraClassPath", os.pathsep.join(jars)))
+        elif settings.spark.master.startswith("local") and not any("://" in jar for jar in jars):
             # A local master's executor runs in the driver's JVM, so the connectors go on its class
             # path. As spark.jars, every session would copy them all (~680 MB, most of it the AWS SDK
             # bundle) through Spark's file server into a temporary folder before its first task,

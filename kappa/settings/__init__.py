@@ -139,6 +139,9 @@ class SparkSettings(BaseModel):
     # Connector jars (Kafka, Avro, s3a, JDBC): on the driver's class path with a local master, else
     # shipped as spark.jars. None: those `make up` resolved from Maven Central (.stack/spark-local.json).
     jars: list[str] | None = None
+    # The jars are at the same paths wherever an executor runs (a cluster on this machine, nodes that
+    # mount them): on the executors' class path as they are, not fetched from the driver (spark.jars).
+    shared_jars: bool = False
     # Extra spark.* properties, e.g. {"spark.executor.memory": "4g"}.
     conf: dict[str, str] = {}
 

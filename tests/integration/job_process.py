@@ -27,15 +27,16 @@ def pipeline_file(settings: dict, tmp_path: Path, name: str, pipeline: str = "or
 
 
 def start(config: dict, tmp_path: Path, log_name: str, pipeline: str = "orders", available_now: bool = False,
-          spark_conf: dict | None = None) -> subprocess.Popen:
+          spark_conf: dict | None = None, env: dict | None = None) -> subprocess.Popen:
     """One of the platform's pipelines, with ``config`` replacing its settings, as a process."""
-    return run_file(pipeline_file(config, tmp_path, log_name, pipeline), tmp_path, log_name, available_now, spark_conf)
+    return run_file(pipeline_file(config, tmp_path, log_name, pipeline), tmp_path, log_name, available_now, spark_conf,
+                    env)
 
 
 def run_file(path: Path, tmp_path: Path, log_name: str, available_now: bool = False,
-             spark_conf: dict | None = None) -> subprocess.Popen:
-    """``kappa run <path>``, its output in ``<tmp_path>/<log_name>.log``."""
-    env = dict(os.environ)
+             spark_conf: dict | None = None, env: dict | None = None) -> subprocess.Popen:
+    """``kappa run <path>``, its output in ``<tmp_path>/<log_name>.log``; ``env``: settings variables to add."""
+    env = {**os.environ, **(env or {})}
     if spark_conf:
         env["KAPPA_SPARK__CONF"] = json.dumps(spark_conf)
     log = open(tmp_path / f"{log_name}.log", "wb")
