@@ -22,3 +22,10 @@ class Refused(KappaError):
 
 class Unavailable(KappaError):
     """A server is unreachable or failing: retried, then reported naming the server (exit status 1)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's first line, for a log line or a status column (drivers' messages go on with hints
+    and context lines); its class when it says nothing."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

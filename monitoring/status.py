@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg2
 from confluent_kafka import KafkaException
 
-from kappa.errors import KappaError
+from kappa.errors import KappaError, first_line
 from kappa.settings import Settings
 from monitoring.lag import LagProbe
 from streaming import checkpoints, locks
@@ -63,8 +63,7 @@ def _one(settings: Settings, probe: LagProbe, path: Path) -> PipelineStatus:
             lag_seconds=round(max((lag.seconds for lag in lags), default=0.0), 3),
             last_batch=last[0] if last else None, last_batch_at=last[1] if last else None)
     except (KappaError, ValueError, LookupError, OSError, psycopg2.Error, KafkaException) as exc:
-        text = str(exc).strip()
-        return PipelineStatus(pipeline=name, problem=text.splitlines()[0] if text else type(exc).__name__)
+        return PipelineStatus(pipeline=name, problem=first_line(exc))
 
 
 def table(statuses: list[PipelineStatus], now: float | None = None) -> str:

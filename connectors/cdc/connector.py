@@ -27,7 +27,7 @@ from connectors.producer import EventProducer
 from connectors.records import event_id, namespace_for
 from connectors.runtime import ConnectorConfig, StopFlag
 from kappa.settings import Settings
-from kappa.errors import Refused, Unavailable
+from kappa.errors import Refused, Unavailable, first_line
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class CdcConnector:
         except psycopg2.OperationalError as exc:
             postgres = self.settings.postgres
             raise SourceUnavailable(f"PostgreSQL at {postgres.host}:{postgres.port} (database {self.database}) "
-                                    f"refused the connection: {_first_line(exc)}; check it runs "
+                                    f"refused the connection: {first_line(exc)}; check it runs "
                                     "and KAPPA_POSTGRES__HOST/PORT/USER") from exc
 
     def _ensure_publications(self) -> list[str]:
@@ -362,10 +362,10 @@ class CdcConnector:
                     postgres = self.settings.postgres
                     if failures > self.config.reconnect_attempts:
                         raise SourceUnavailable(f"PostgreSQL at {postgres.host}:{postgres.port} failed "
-                                                f"{failures} times in a row: {_first_line(exc)}") from exc
+                                                f"{failures} times in a row: {first_line(exc)}") from exc
                     delay = min(30.0, 0.5 * 2 ** (failures - 1))
                     log.warning("PostgreSQL connection lost: reconnecting", extra={
-                        "error": _first_line(exc), "attempt": failures, "retry_in_s": delay,
+                        "error": first_line(exc), "attempt": failures, "retry_in_s": delay,
                         "postgres": f"{postgres.host}:{postgres.port}"})
                     self.stop.health.not_ready(f"reconnecting to PostgreSQL (attempt {failures})")
                     self.stop.wait(delay)
@@ -560,9 +560,3 @@ def _text(value: str | None, _cur) -> str | None:
 def _shape(relation: pgoutput.Relation) -> list[tuple[str, int, int]]:
     """A relation's columns as they decide its schema (names, types), not pgoutput's key flags."""
     return [(c.name, c.type_oid, c.type_modifier) for c in relation.columns]
-
-
-def _first_line(exc: BaseException) -> str:
-    """A driver error's first line (psycopg2's messages go on with hints and context lines)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
