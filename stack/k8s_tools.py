@@ -4,13 +4,22 @@ modules (``go mod download``). Once; later calls find them there."""
 from __future__ import annotations
 
 import shutil
+import threading
 
 from k8s import validate
 from stack.process import ServiceError
 from stack.provision import go_binary, go_module_dir
 
 
+_lock = threading.Lock()
+
+
 def provision() -> None:
+    with _lock:  # the tests' background build and the k8s tests may both ask
+        _provision()
+
+
+def _provision() -> None:
     for module, version, name in (validate.KUSTOMIZE, validate.KUBECTL_VALIDATE):
         go_binary(module, version, name)
     folder = validate.crd_dir()

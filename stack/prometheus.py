@@ -20,8 +20,16 @@ PROMTOOL = ("github.com/prometheus/prometheus/cmd/promtool", "v0.316.0")
 
 
 def promtool() -> Path:
-    """promtool built from the Go module proxy: Debian's leaves out Kubernetes service discovery,
-    so it cannot check the Kubernetes scrape config (monitoring/prometheus/prometheus-kubernetes.yml)."""
+    """Debian's promtool, of the same release as the stack's Prometheus that evaluates the rules."""
+    if not shutil.which("promtool"):
+        ensure_debian_packages("prometheus")
+    return Path(shutil.which("promtool") or "/usr/bin/promtool")
+
+
+def kubernetes_promtool() -> Path:
+    """promtool built from the Go module proxy (minutes, once, cached): Debian's leaves out Kubernetes
+    service discovery, so only this one checks monitoring/prometheus/prometheus-kubernetes.yml.
+    Only that check needs it, so the stack itself never builds it."""
     return go_binary(*PROMTOOL, "promtool")
 
 
@@ -41,7 +49,6 @@ class Prometheus(Service):
     def provision(self) -> None:
         if not shutil.which("prometheus"):
             ensure_debian_packages("prometheus")
-        promtool()
 
     def config(self) -> str:
         """The stack's prometheus.yml: its servers, the platform's target files, the platform's rules."""

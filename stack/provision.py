@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -99,20 +101,29 @@ def maven_classpath(component: str) -> list[str]:
     return cache.read_text().strip().split(os.pathsep)
 
 
+_building: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
 def go_binary(module: str, version: str, name: str) -> Path:
     """``go install <module>@<version>`` from the Go module proxy, once, into the stack's cache;
-    the binary's path. Built, not downloaded: no vendor release is fetched."""
+    the binary's path. Built, not downloaded: no vendor release is fetched. A second caller (the
+    tests' background build, then the test that needs the tool) waits for the first one's build.
+    The build runs at the lowest CPU priority, so it only takes what the servers leave idle."""
     binary = go_tool(name, version)
-    folder = binary.parent
-    if binary.exists():
-        return binary
+    with _building[str(binary)]:
+        return binary if binary.exists() else _go_install(module, version, binary)
+
+
+def _go_install(module: str, version: str, binary: Path) -> Path:
+    name, folder = binary.name, binary.parent
     go = shutil.which("go")
     if go is None:
         raise ServiceError(f"{name} is built with Go (go install {module}@{version}), and no `go` is on PATH: "
                            "install Go 1.22 or newer (Debian: golang-go)")
     folder.mkdir(parents=True, exist_ok=True)
     result = subprocess.run([go, "install", f"{module}@{version}"], capture_output=True, text=True,
-                            env=dict(os.environ, GOBIN=str(folder), GOFLAGS="-mod=mod", CGO_ENABLED="0"))
+                            env=dict(os.environ, GOBIN=str(folder), GOFLAGS="-mod=mod", CGO_ENABLED="0"),
+                            preexec_fn=lambda: os.nice(19))
     if result.returncode != 0 or not binary.exists():
         raise ServiceError(f"go install {module}@{version} failed (is the Go module proxy reachable?):\n"
                            f"{result.stdout[-2000:]}{result.stderr[-3000:]}")

@@ -7,6 +7,7 @@ never skipped, so a stack that did not come up cannot pass as a green run.
 from __future__ import annotations
 
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,27 @@ import pytest
 from kappa.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout
+
+
+# Tests whose tools are built with `go install` (minutes on a fresh machine): started in the
+# background at collection, at the lowest CPU priority, so they are ready by the time these run.
+NEEDS_GO_TOOLS = ("tests/unit/k8s/", "tests/unit/monitoring/test_prometheus_rules.py")
+
+
+def _build_go_tools() -> None:
+    from stack import k8s_tools
+    from stack.prometheus import kubernetes_promtool
+
+    for build in (kubernetes_promtool, k8s_tools.provision):
+        try:
+            build()
+        except Exception:  # noqa: BLE001 - the test that needs the tool builds it again and fails with the cause
+            pass
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any(item.nodeid.startswith(NEEDS_GO_TOOLS) for item in session.items):
+        threading.Thread(target=_build_go_tools, name="go-tools", daemon=True).start()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stack.prometheus import RULES, Prometheus, promtool
+from stack.prometheus import RULES, Prometheus, kubernetes_promtool, promtool
 from tests.unit.monitoring.names import exported_series, recorded_series, rules
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -19,8 +19,8 @@ PROMETHEUS = ROOT / "monitoring" / "prometheus"
 TESTS = PROMETHEUS / "tests" / "alerts_test.yml"
 
 
-def _promtool(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(promtool()), *args], capture_output=True, text=True, timeout=120)
+def _promtool(*args: str, binary: Path | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(binary or promtool()), *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -40,12 +40,12 @@ def test_the_rules_are_valid_and_every_alert_passes_its_promtool_tests():
 
 @pytest.mark.parametrize("config", ["stack", "kubernetes"])
 def test_the_prometheus_configs_are_valid(tmp_path, config):
-    if config == "stack":
-        path = tmp_path / "prometheus.yml"
+    if config == "stack":  # checked by the promtool of the Prometheus that runs it
+        path, binary = tmp_path / "prometheus.yml", promtool()
         path.write_text(Prometheus().config())
-    else:
-        path = PROMETHEUS / "prometheus-kubernetes.yml"
-    _promtool("check", "config", "--syntax-only", str(path))
+    else:  # Kubernetes service discovery: the promtool built from the module proxy
+        path, binary = PROMETHEUS / "prometheus-kubernetes.yml", kubernetes_promtool()
+    _promtool("check", "config", "--syntax-only", str(path), binary=binary)
 
 
 def test_the_alertmanager_configs_are_valid(tmp_path):
