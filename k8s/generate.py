@@ -4,7 +4,9 @@
   platform finds (``streaming/pipelines``, and the folder of the setting ``streaming.pipelines_dir``;
   the SparkApplications mount it over the image's copies, so ``kappa run NAME`` finds each one);
 - ``base/monitoring/prometheus-rules.yaml``: the PrometheusRule of the rule files the local
-  Prometheus evaluates (``monitoring/prometheus/rules``);
+  Prometheus evaluates (``monitoring/prometheus/rules``), each alert's ``runbook_url`` rebased on
+  the setting ``prometheus.runbook_url`` when it is set (``monitoring/runbook.py``): set it to where
+  your on-call reads docs/runbook.md before generating your cluster's manifests;
 - ``base/monitoring/dashboards.yaml``: one ConfigMap per Grafana dashboard
   (``monitoring/grafana/dashboards``), labelled for Grafana's sidecar loader.
 
@@ -55,9 +57,15 @@ def pipelines() -> str:
 
 
 def prometheus_rules() -> str:
+    from kappa.settings import get_settings
+    from monitoring import runbook
+
     groups = []
     for path in sorted(RULES_DIR.glob("*.yml")):
         groups.extend(yaml.safe_load(path.read_text())["groups"])
+    base = get_settings().prometheus.runbook_url
+    if base:
+        groups = runbook.rebased(groups, base)
     rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
             "metadata": {"name": "kappa-rules", "labels": {"app.kubernetes.io/component": "monitoring"}},
             "spec": {"groups": groups}}

@@ -31,7 +31,7 @@ def on_failure(context: dict[str, Any]) -> None:
             "summary": f"{ti.dag_id}.{ti.task_id} failed after {ti.try_number} tries: "
                        f"{str(error).strip()[:500] if error else 'see the task log'}",
             "run_id": str(ti.run_id), "log_url": str(getattr(ti, "log_url", "") or ""),
-            "runbook_url": "docs/runbook.md#kappareplayrunfailed"},
+            "runbook_url": f"{config.load().runbook_url}#kappareplayrunfailed"},
         "generatorURL": str(getattr(ti, "log_url", "") or "")})
 
 

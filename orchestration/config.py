@@ -30,6 +30,7 @@ class Config:
     k8s_config_map: str        # kubernetes: the platform's settings (KAPPA_* variables)
     k8s_secret: str            # kubernetes: its credentials
     alertmanager_url: str      # where a failed task's alert goes
+    runbook_url: str           # docs/runbook.md as the on-call opens it (the alert links its section)
     retries: int               # of a replay task, with exponential backoff from retry_delay_s
     retry_delay_s: float
     reconcile_start: str       # daily_reconcile's first day (ISO date); catchup runs every day since
@@ -74,6 +75,7 @@ def load(environ: Mapping[str, str] = os.environ) -> Config:
         k8s_config_map=get("k8s_config_map", "kappa-settings"),
         k8s_secret=get("k8s_secret", "kappa-credentials"),
         alertmanager_url=get("alertmanager_url", "http://127.0.0.1:19193").rstrip("/"),
+        runbook_url=get("runbook_url", (Path(home) / "docs" / "runbook.md").as_uri()),
         retries=_number(PREFIX + "RETRIES", get("retries", "3"), int),
         retry_delay_s=_number(PREFIX + "RETRY_DELAY_S", get("retry_delay_s", "300"), float),
         reconcile_start=get("reconcile_start", "2026-12-01"),

@@ -50,19 +50,48 @@ class Prometheus(Service):
         if not shutil.which("prometheus"):
             ensure_debian_packages("prometheus")
 
+    @property
+    def rules_dir(self) -> Path:
+        """The platform's rules as this Prometheus evaluates them: runbook links made absolute."""
+        return self.home / "rules"
+
     def config(self) -> str:
         """The stack's prometheus.yml: its servers, the platform's target files, the platform's rules."""
         return Template((CONF / "prometheus.yml").read_text()).substitute(
             prometheus_port=self.port, registry_port=ports.SCHEMA_REGISTRY,
             clickhouse_port=ports.CLICKHOUSE_HTTP, s3_metrics_port=ports.SEAWEED_METRICS,
-            targets_dir=self.targets_dir, rules_dir=RULES, alertmanager_port=ports.ALERTMANAGER,
+            targets_dir=self.targets_dir, rules_dir=self.rules_dir, alertmanager_port=ports.ALERTMANAGER,
             local_rules_dir=self.home / "rules.d",
         )
 
+    def write_rules(self) -> None:
+        """monitoring/prometheus/rules/*.yml, each alert's runbook_url rebased on the setting
+        prometheus.runbook_url (monitoring/runbook.py)."""
+        import yaml
+
+        from kappa.settings import get_settings
+        from monitoring import runbook
+
+        base = runbook.base_url(get_settings())
+        shutil.rmtree(self.rules_dir, ignore_errors=True)
+        self.rules_dir.mkdir(parents=True)
+        for path in sorted(RULES.glob("*.yml")):
+            rules = yaml.safe_load(path.read_text())
+            rules["groups"] = runbook.rebased(rules["groups"], base)
+            (self.rules_dir / path.name).write_text(
+                f"# {path.relative_to(REPO_ROOT)}, runbook links rebased on {base}\n"
+                + yaml.safe_dump(rules, sort_keys=False, width=120))
+
     def prepare(self) -> None:
+        self.write_rules()
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         (self.home / "rules.d").mkdir(exist_ok=True)
         (self.home / "prometheus.yml").write_text(self.config())
+        if self.pid() is not None:  # a running one reads the rewritten rules (a new runbook_url setting)
+            try:
+                requests.post(f"http://127.0.0.1:{self.port}/-/reload", timeout=10)
+            except requests.RequestException:
+                pass  # not answering: start() restarts it
 
     def command(self) -> list[str]:
         return [

@@ -115,6 +115,9 @@ class PrometheusSettings(BaseModel):
     # Where a process announces its /metrics to a Prometheus with file discovery (monitoring/targets.py);
     # None: the local stack's, <state folder>/prometheus/targets.
     targets_dir: str | None = None
+    # docs/runbook.md's address as your on-call opens it (your forge's view of the file, a wiki page):
+    # every alert's runbook_url is it + "#<alert>" (monitoring/runbook.py). None: the checkout's file.
+    runbook_url: str | None = None
 
 
 class MetricsSettings(BaseModel):

@@ -19,7 +19,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from stack import ports
-from stack.prometheus import RULES, Prometheus
+from monitoring import runbook
+from stack.prometheus import Prometheus
 from tests.conftest import free_port, write_toml
 from tests.integration import cdc_items, job_process
 from tests.integration.job_process import REPO
@@ -85,7 +86,8 @@ def _alert_now(name: str, job: str, path) -> None:
     """The real alert's expression for ``job`` without its ``for`` and with its five minutes without
     a batch made 20 seconds (a test cannot wait 5 minutes; the job's own batches, scraped while it
     ran, would hold the alert back that long), as a local rule of the stack's Prometheus."""
-    rules = [r for f in sorted(RULES.glob("*.yml")) for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]]
+    deployed = Prometheus().rules_dir  # the rules the stack's Prometheus evaluates (runbook links absolute)
+    rules = [r for f in sorted(deployed.glob("*.yml")) for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]]
     rule = next(r for r in rules if r.get("alert") == name)
     expr = rule["expr"].strip().replace("kappa_pipeline:streaming_batches:rate5m",
                                         "sum by (pipeline) (rate(kappa_streaming_batches_total[20s]))")
@@ -146,7 +148,8 @@ def test_a_stopped_jobs_lag_counts_what_arrived_and_drains_after_a_restart(
             alert = wait_for(lambda: next((a for a in _Webhook.received if a["labels"].get("pipeline") == name
                                            and a["status"] == "firing"), None), 120, "the alert at the webhook")
             assert alert["labels"]["alertname"] == "KappaStreamingJobDown"
-            assert alert["annotations"]["runbook_url"] == "docs/runbook.md#kappastreamingjobdown"
+            assert alert["annotations"]["runbook_url"] == runbook.base_url(settings) + "#kappastreamingjobdown"
+            assert alert["annotations"]["runbook_url"].startswith("file:///")  # absolute: the pager can open it
             assert "15 records wait" in alert["annotations"]["summary"]
         finally:
             rule.unlink(missing_ok=True)

@@ -19,7 +19,7 @@ from stack import lifecycle, ports
 from stack.airflow import PASSWORD, USER, Airflow
 from streaming.jobs import pipeline as pipelines
 from streaming.plan import serving_table
-from tests.conftest import write_toml
+from tests.conftest import REPO, write_toml
 from tests.integration import cdc_items, sink_contents
 from tests.integration.kafka_topics import create_topic, wait_for
 
@@ -128,6 +128,7 @@ def test_the_backfill_dag_validates_retries_alerts_and_replays(airflow_api, spar
         alert = wait_for(lambda: _alerts(job), 60, "the KappaReplayRunFailed alert in the Alertmanager")[0]
         assert (alert["labels"]["dag_id"], alert["labels"]["task_id"]) == ("backfill", "replay")
         assert alert["annotations"]["run_id"] == failing and "failed after 2 tries" in alert["annotations"]["summary"]
+        assert alert["annotations"]["runbook_url"] == (REPO / "docs" / "runbook.md").as_uri() + "#kappareplayrunfailed"
     finally:
         assert not lifecycle.up(["clickhouse"], echo=lambda *_: None)
 
