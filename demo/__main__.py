@@ -66,12 +66,13 @@ def seed_customers(namespace: str) -> None:
     customers pipeline would keep them from CDC; rows it already holds are left alone."""
     import psycopg2
 
-    from streaming.tables import Table, ddl
+    from streaming.stores.postgres import PostgresStore
+    from streaming.tables import Table
 
     dimension = Table("customers", ("customer_id",), (
         ("customer_id", "bigint"), ("segment", "string"), ("country", "string"), ("event_id", "string"),
         ("event_time", "timestamp")))
-    ddl.postgres(get_settings(), namespace, dimension, "demo")
+    PostgresStore().ensure_table(get_settings(), namespace, dimension, "demo")
     pg = psycopg2.connect(get_settings().postgres.dsn())
     with pg, pg.cursor() as cur:
         cur.executemany(f"INSERT INTO {namespace}.customers (customer_id, segment, country, _version) "
