@@ -1,11 +1,15 @@
 """Events/s of each connector publishing Avro to the local Kafka, against a raw producer in the same run.
 
     python bench/connectors.py [--events N] [--only cdc,api,files]
+    python bench/connectors.py --peer debezium [--events N] [--changes N] [--rate R] [--seconds S]
 
 For each connector the baseline is a plain confluent-kafka producer (same settings: idempotent,
 acks=all, lz4) sending the very records the connector published, already encoded, to a scratch
 topic: what Kafka and the client cost without the connector's reading, decoding and encoding.
 The ratio connector/raw says how much of the raw rate the connector keeps. Needs `make up`.
+
+``--peer debezium`` instead runs the CDC connector beside Debezium's PostgreSQL connector on a Kafka
+Connect worker, on the same table in the same run (bench/cdc_vs_debezium.py says how).
 """
 from __future__ import annotations
 
@@ -219,7 +223,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--only", default=",".join(BENCHES))
+    parser.add_argument("--peer", choices=["debezium"], help="the CDC connector beside this peer instead")
+    parser.add_argument("--changes", type=int, default=100_000, help="--peer: pgbench updates of the catch-up phase")
+    parser.add_argument("--rate", type=int, default=1000, help="--peer: pgbench updates/s of the latency phase")
+    parser.add_argument("--seconds", type=int, default=30, help="--peer: length of the latency phase")
     args = parser.parse_args()
+    if args.peer:
+        from bench import cdc_vs_debezium
+
+        report = cdc_vs_debezium.run(args.events, args.changes, args.rate, args.seconds)
+        print(cdc_vs_debezium.table(report))
+        print(json.dumps(report, default=vars))
+        return
     results = {}
     for name in args.only.split(","):
         rate, records = BENCHES[name](args.events)
