@@ -433,8 +433,12 @@ class CdcConnector:
             msg = cur.read_message()
             now = time.monotonic()
             if msg is None:
-                # Caught up with the server: confirm now, batching gains nothing while idle.
-                if pending and begin is None:
+                # Caught up with the server: the events are on their way (linger.ms); confirm them at
+                # the commit interval, as when busy. Confirming at every catch-up flushed the producer
+                # once a transaction, each event in a produce request of its own: at 1K transactions/s
+                # that cost 0.25 ms of CPU an event and bought no latency (the flush is not the send).
+                self.producer.poll()
+                if pending and begin is None and now - last_commit_time >= self.config.commit_interval_s:
                     confirmed = self._confirm(cur, committed, pending, commit_ts_ms)
                     pending, last_commit_time = 0, now
                 if now >= next_heartbeat:
