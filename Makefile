@@ -8,7 +8,7 @@ KAPPA  := $(VENV)/bin/kappa
 PYTEST_ARGS ?=
 PIPELINE ?= $(JOB)
 
-.PHONY: help venv up airflow status down clean demo test test-unit schemas-check backfill rebuild dashboards dashboards-preview k8s-validate k8s-generate
+.PHONY: help venv up airflow status down clean demo test test-unit test-peers schemas-check backfill rebuild dashboards dashboards-preview k8s-validate k8s-generate
 
 help:
 	@echo "make demo       start the local stack and run the demo pipeline"
@@ -19,6 +19,7 @@ help:
 	@echo "make down       stop every service (data is kept)"
 	@echo "make clean      stop every service and delete its data"
 	@echo "make test-unit  only the tests that need no server"
+	@echo "make test-peers the comparisons with a peer (Debezium on a Kafka Connect worker), not in make test"
 	@echo "make schemas-check  validate schemas/avro/*.avsc and register them (fails on an incompatible change)"
 	@echo "make backfill FROM=.. TO=.. [PIPELINE=..] [MODE=live|shadow] [DRY_RUN=1]  replay pipelines over a range (kappa backfill --help)"
 	@echo "make rebuild PIPELINE=..  the Kappa rebuild: a second live job into a new version, cut-over at lag 0 (kappa rebuild --help)"
@@ -91,6 +92,10 @@ k8s-generate: venv
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# The CDC connector beside Debezium (its jars from Maven Central, a Kafka Connect worker): minutes, not in make test.
+test-peers: up
+	$(PY) -m pytest -m peer tests/integration/connectors $(PYTEST_ARGS)
 
 schemas-check: up
 	$(PY) -m schemas.check

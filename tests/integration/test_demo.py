@@ -20,7 +20,7 @@ def test_the_demo_runs_the_orders_pipeline_into_every_store(unique, tmp_path, ka
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     out = run.stdout
     assert "published 2000 order events to shop.api.orders" in out
-    counts = {store: int(re.search(rf"^{store}\s+{namespace}\.\S+\s+(\d+) orders", out, re.M).group(1))
+    counts = {store: int(re.search(rf"^{store}\s+{namespace}\.[^\n]*?(\d+) orders", out, re.M).group(1))
               for store in ("PostgreSQL", "ClickHouse", "Cassandra")}
     assert len(set(counts.values())) == 1 and counts["PostgreSQL"] >= 2000, out
     changes = int(re.search(r"^Delta lake .*: (\d+) changes", out, re.M).group(1))
