@@ -6,7 +6,8 @@ The demo's orders job runs (with its /metrics registered with the local Promethe
 exporter while order events arrive; then the job stops and events keep arriving (its lag rises,
 in records and seconds, though the job exports nothing); then it starts again and catches up (the
 lag drains). Each phase lasts ``phase_s``. Beside it the file connector publishes the payments
-files that land now and then; last, a backfill replays the run's events. Nothing is mocked: the same job, exporter and Prometheus
+files that land now and then (a row of some of them is invalid: a dead letter), and the CDC
+connector streams a stock table updated every second; last, a backfill replays the run's events. Nothing is mocked: the same job, exporter and Prometheus
 a deployment has. Then the dashboards are drawn from that stretch (:mod:`monitoring.grafana.preview`).
 """
 from __future__ import annotations
@@ -43,10 +44,12 @@ def _job(spark, name: str, checkpoint_dir: str):
 
 class _Sources:
     """What arrives while the pictures are taken: order events for the job (new ones each second),
-    and now and then a payments file for a file connector (the connectors dashboard's data)."""
+    now and then a payments file for a file connector, and stock updates for a CDC connector (the
+    connectors dashboard's data)."""
 
-    def __init__(self, inbox: Path) -> None:
+    def __init__(self, inbox: Path, stock_table: str) -> None:
         self.inbox, self.sent, self.files = inbox, 0, 0
+        self.stock_table = stock_table
 
     def publish_for(self, seconds: float, per_second: int) -> None:
         from demo.__main__ import publish
@@ -57,15 +60,27 @@ class _Sources:
             publish(per_second, first=self.sent, echo=False, t0=int(time.time() * 1000),
                     step_ms=1000 // per_second)  # newer than any earlier run's: rows to write
             self.sent += per_second
+            self.update_stock(per_second // 5)
             if self.sent % (per_second * 10) == 0:
                 self.drop_file(per_second)
             time.sleep(max(0.0, 1 - (time.monotonic() - started)))
+
+    def update_stock(self, rows: int) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(get_settings().postgres.dsn())
+        with conn, conn.cursor() as cur:
+            cur.execute(f"UPDATE public.{self.stock_table} SET qty = qty + 1, updated_at = now() "
+                        "WHERE id IN (SELECT (random() * 99)::int + 1 FROM generate_series(1, %s))", (rows,))
+        conn.close()
 
     def drop_file(self, rows: int) -> None:
         self.files += 1
         lines = ["payment_id,order_id,amount,currency,method,paid_at"]
         lines += [f"p-{self.files}-{i},{i},{1 + i % 90}.50,EUR,card,{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
                   for i in range(rows)]
+        if self.files % 3 == 0:  # an amount that is no number: the connector's dead letter
+            lines.append(f"p-{self.files}-bad,0,twelve,EUR,card,{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
         (self.inbox / f"payments-{self.files}.csv").write_text("\n".join(lines) + "\n")
 
 
@@ -86,6 +101,42 @@ def _files_connector(folder: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _stock_table() -> str:
+    """A small table for the CDC connector, 100 rows."""
+    import psycopg2
+
+    table = f"preview_stock_{uuid.uuid4().hex[:6]}"
+    conn = psycopg2.connect(get_settings().postgres.dsn())
+    with conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE public.{table} (id int PRIMARY KEY, qty int NOT NULL, updated_at timestamptz NOT NULL)")
+        cur.execute(f"INSERT INTO public.{table} SELECT g, 0, now() FROM generate_series(1, 100) g")
+    conn.close()
+    return table
+
+
+def _cdc_connector(folder: Path, table: str) -> subprocess.Popen:
+    """The platform's CDC connector on ``table``, its /metrics registered with Prometheus."""
+    config = folder / "preview-cdc.toml"
+    config.write_text(f'name = "preview-cdc"\ntables = ["public.{table}"]\ntopic_prefix = "preview.cdc"\n'
+                      f"heartbeat_interval_s = 2.0\nmetrics_port = {_free_port()}\n")
+    return subprocess.Popen([sys.executable, "-m", "kappa", "connector", "cdc", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _drop_stock(table: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(get_settings().postgres.dsn())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                    "WHERE slot_name = 'kappa_preview_cdc' AND NOT active")
+        cur.execute("DROP PUBLICATION IF EXISTS kappa_preview_cdc")
+        cur.execute("DROP PUBLICATION IF EXISTS kappa_preview_cdc_inserts")
+        cur.execute(f"DROP TABLE public.{table}")
+    conn.close()
+
+
 def run(phase_s: float = 60, per_second: int = 50) -> float:
     """Run the three phases; the seconds they took (what the pictures should show)."""
     from demo.__main__ import seed_customers
@@ -96,7 +147,8 @@ def run(phase_s: float = 60, per_second: int = 50) -> float:
     name = f"preview-orders-{uuid.uuid4().hex[:6]}"
     folder = Path(f"/tmp/kappa-preview/{name}")
     (folder / "inbox").mkdir(parents=True)
-    sources = _Sources(folder / "inbox")
+    stock = _stock_table()
+    sources = _Sources(folder / "inbox", stock)
     sources.publish_for(1, per_second)  # the contract is in the registry before the job starts
     checkpoints = str(folder / "checkpoints")
     spark = build_session("preview")
@@ -107,7 +159,7 @@ def run(phase_s: float = 60, per_second: int = 50) -> float:
     orders, runner = _job(spark, name, checkpoints)
     pipeline_file = _pipeline_file(orders)
     exporter = subprocess.Popen([sys.executable, "-m", "kappa", "lag-exporter", "--pipeline", str(pipeline_file)])
-    connector = _files_connector(folder)
+    connectors = [_files_connector(folder), _cdc_connector(folder, stock)]
     try:
         for phase, job_runs in (("running", True), ("stopped", False), ("restarted", True)):
             print(f"phase {phase}: {phase_s:.0f} s, {per_second} events/s, the job {'runs' if job_runs else 'is stopped'}",
@@ -127,10 +179,11 @@ def run(phase_s: float = 60, per_second: int = 50) -> float:
         runner.stop()
         _backfill(pipeline_file, began)
     finally:
-        for process in (exporter, connector):
+        for process in (exporter, *connectors):
             process.terminate()
             process.wait(30)
         spark.stop()
+        _drop_stock(stock)
     return time.monotonic() - started
 
 

@@ -108,7 +108,7 @@ def connectors() -> Dashboard:
                                (f'kappa_connector_source_lag{{{connector}, unit="files"}}', "{{connector}}"),
                                description="Files listed and not yet published (file connectors)."))
             .with_panel(_panel("Age of the newest published event", "s",
-                               (f"time() - kappa_connector_last_event_timestamp_seconds{{{connector}}}", "{{connector}}"),
+                               (f"time() - (kappa_connector_last_event_timestamp_seconds{{{connector}}} > 0)", "{{connector}}"),
                                width=24))
             .with_row(Row("Throughput"))
             .with_panel(_panel("Events per second", "short",
