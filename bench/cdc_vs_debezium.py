@@ -33,6 +33,7 @@ import psycopg2
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.streaming import percentiles
 from kappa.settings import Settings, get_settings
 from stack.kafka_connect import ConnectWorker, debezium_postgres
 
@@ -151,12 +152,6 @@ def pgbench(settings: Settings, folder: Path, table: str, rows: int, *args: str)
     return int(re.search(r"number of transactions actually processed: (\d+)", result.stdout).group(1))
 
 
-def percentiles(values: list[float]) -> tuple[float, float, float]:
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return pick(0.50), pick(0.95), pick(0.99)
-
-
 def commit_ts_ours(records, registry_url: str) -> list[tuple[int, int]]:
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.avro import AvroDeserializer
@@ -250,9 +245,9 @@ def table(report: dict) -> str:
         ("streaming, CPU s per 1K events", ours["streaming"].cpu_per_1k, dbz["streaming"].cpu_per_1k, "{:.3f}"),
         ("streaming, events per CPU second", ours["streaming"].per_cpu_second, dbz["streaming"].per_cpu_second, "{:,.0f}"),
     ]
-    for i, q in enumerate(("p50", "p95", "p99")):
+    for q in ("p50", "p95", "p99"):
         rows.append((f"commit -> Kafka {q}, ms (pgbench -R {report['rate']}, both running)",
-                     ours["latency"]["ms"][i], dbz["latency"]["ms"][i], "{:,.0f}"))
+                     ours["latency"]["ms"][f"{q}_ms"], dbz["latency"]["ms"][f"{q}_ms"], "{:,.0f}"))
     rows.append((f"CPU s per 1K events at {report['rate']}/s", ours["latency"]["cpu_per_1k"], dbz["latency"]["cpu_per_1k"],
                  "{:.3f}"))
     lines = ["| | CDC connector | Debezium 3.5.0 | ratio |", "|---|---:|---:|---:|"]
