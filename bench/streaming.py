@@ -4,8 +4,10 @@
 
 1. Baselines, in the same run: Spark reading the N records from Kafka (raw read, best of three);
    each store's own client writing the same rows at its best concurrency from two processes (the
-   machine's cores): clickhouse-connect Arrow inserts, cassandra-driver prepared statements in
-   replica-grouped unlogged batches, psycopg2 COPY + upsert (raw writes).
+   machine's cores): clickhouse-connect Arrow inserts, the Cassandra sink's acsylla beside
+   cassandra-driver and scyllapy (prepared statements in replica-grouped unlogged batches, with the
+   CPU each client and Cassandra's server spend per 1K rows: bench/cassandra_clients.py), psycopg2
+   COPY + upsert (raw writes).
 2. Throughput: N order events (each a new key, so every sink writes every row) wait in Kafka; the
    job catches up with all four sinks on ``local[2]`` and on ``local[1]``, then with ClickHouse +
    lake on ``local[2]`` and on ``local[1]`` (the same scaling without Cassandra's server taking the
@@ -47,6 +49,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: E402
 from schemas import contracts  # noqa: E402
 from schemas.serde import AvroSerializer  # noqa: E402
 from kappa.settings import get_settings  # noqa: E402
+from bench.cassandra_clients import print_table as cassandra_clients_table  # noqa: E402
 
 
 class OrderProducer:
@@ -223,17 +226,14 @@ def orders_table(topic: str):
     return serving_table(orders.definition(), orders, get_settings(), build_session("bench"))
 
 
-def _raw_store_write(store: str, namespace: str, start: int, count: int, concurrency: int, table) -> float:
-    """One process's share of a raw write (its own process: the clients are Python)."""
+def _raw_postgres_write(namespace: str, start: int, count: int, table) -> float:
+    """One process's share of a raw PostgreSQL write (its own process: the client is Python)."""
     from streaming.stores.base import WriteToken
-    from streaming.stores.cassandra import CassandraSink
     from streaming.stores.postgres import PostgresSink
 
-    settings = get_settings()
     rows = _orders_rows(start + count).slice(start, count)
-    sink = CassandraSink(settings, namespace, concurrency=concurrency) if store == "cassandra" else \
-        PostgresSink(settings, namespace)
-    sink.write(rows.slice(0, 100), table, WriteToken("raw", 0, start))  # connect, prepare
+    sink = PostgresSink(get_settings(), namespace)
+    sink.write(rows.slice(0, 100), table, WriteToken("raw", 0, start))  # connect
     started = time.perf_counter()
     for offset in range(0, count, 50_000):
         sink.write(rows.slice(offset, 50_000), table, WriteToken("raw", 1, start + offset))
@@ -242,23 +242,31 @@ def _raw_store_write(store: str, namespace: str, start: int, count: int, concurr
     return elapsed
 
 
-def raw_store_write(store: str, rows: int, table) -> float:
-    """Rows/s of ``store``'s own client from two processes, at its best concurrency among a few."""
+def raw_postgres_write(rows: int, table) -> float:
+    """Rows/s of the PostgreSQL sink's own client (COPY + upsert) from two processes."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from streaming.tables import ddl
+    from streaming import stores
 
-    settings = get_settings()
-    best = 0.0
-    for concurrency in ((16, 48, 128) if store == "cassandra" else (1,)):
-        namespace = f"bench_raw_{uuid.uuid4().hex[:8]}"
-        ddl.ENSURE[store](settings, namespace, table, "bench")
-        half = rows // 2
-        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-            started = time.perf_counter()
-            list(pool.map(_raw_store_write, [store, store], [namespace, namespace], [0, half], [half, half],
-                          [concurrency, concurrency], [table, table]))
-            best = max(best, rows / (time.perf_counter() - started))
+    namespace = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    stores.get("postgres").ensure_table(get_settings(), namespace, table, "bench")
+    half = rows // 2
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        started = time.perf_counter()
+        list(pool.map(_raw_postgres_write, [namespace, namespace], [0, half], [half, half], [table, table]))
+        return rows / (time.perf_counter() - started)
+
+
+def raw_cassandra_writes(rows: int, table) -> dict[str, dict]:
+    """The Cassandra sink's client (acsylla) beside cassandra-driver and scyllapy, each at its best
+    concurrency among a few (bench/cassandra_clients.py)."""
+    from bench import cassandra_clients
+
+    data = _orders_rows(rows)
+    best: dict[str, dict] = {}
+    for client in cassandra_clients.CLIENTS:
+        runs = [cassandra_clients.write(client, data, table, concurrency) for concurrency in (16, 48, 128)]
+        best[client] = max(runs, key=lambda r: r["rows_per_s"])
     return best
 
 
@@ -284,7 +292,7 @@ def raw_write(topic: str, events: int, table) -> float:
 
     from streaming.decode import Decoder
     from streaming.session import build_session
-    from streaming.tables import ddl
+    from streaming import stores
 
     settings = get_settings()
     spark = build_session("bench")
@@ -297,7 +305,7 @@ def raw_write(topic: str, events: int, table) -> float:
             .withColumn("_version", F.unix_micros("updated_at")).withColumn("_deleted", F.lit(0).cast("tinyint"))
             .select(*table.all_columns).toArrow())
     namespace = f"bench_raw_{uuid.uuid4().hex[:8]}"
-    ddl.clickhouse(settings, namespace, table, "bench")
+    stores.get("clickhouse").ensure_table(settings, namespace, table, "bench")
     ch = settings.clickhouse
     client = clickhouse_connect.get_client(host=ch.host, port=ch.port, username=ch.username, password=ch.password)
     chunk = 200_000
@@ -646,9 +654,10 @@ def main() -> None:
     # runs here, enough to move every ratio to it by a fifth.
     read = max(raw_read(topic, args.events) for _ in range(3))
     table = orders_table(topic)
+    cassandra_clients = raw_cassandra_writes(args.raw_rows, table)
     writes = {"clickhouse": raw_write(topic, args.events, table),
-              "cassandra": raw_store_write("cassandra", args.raw_rows, table),
-              "postgres": raw_store_write("postgres", args.raw_rows, table)}
+              "cassandra": cassandra_clients["sink"]["rows_per_s"],
+              "postgres": raw_postgres_write(args.raw_rows, table)}
     slowest = min(writes.values())
     four = ["lake", "clickhouse", "cassandra", "postgres"]
     all_four = catch_up(topic, args.events, four, "local[2]", warm)
@@ -657,7 +666,7 @@ def main() -> None:
     two_one_core = catch_up(topic, args.events, ["lake", "clickhouse"], "local[1]", warm)
     results = {
         "events": args.events, "raw_kafka_read_per_s": round(read),
-        "raw_write_per_s": {k: round(v) for k, v in writes.items()},
+        "raw_write_per_s": {k: round(v) for k, v in writes.items()}, "cassandra_clients": cassandra_clients,
         "all_four_local2": all_four, "all_four_local1": one_core, "clickhouse_lake_local2": two,
         "clickhouse_lake_local1": two_one_core,
         "ratio_all_four_to_read": round(all_four["per_s"] / read, 3),
@@ -669,6 +678,7 @@ def main() -> None:
     print(f"raw Kafka read (Spark)            {read:>10,.0f} events/s")
     for store, rate in writes.items():
         print(f"raw {store:<10} write (own client) {rate:>10,.0f} rows/s")
+    cassandra_clients_table(cassandra_clients)
     print(f"all four sinks, local[2]          {all_four['per_s']:>10,.0f} events/s   ratio to read "
           f"{results['ratio_all_four_to_read']:.3f}, to the slowest raw write {results['ratio_all_four_to_slowest_write']:.2f}")
     print(f"all four sinks, local[1]          {one_core['per_s']:>10,.0f} events/s   local[2] / local[1] "
