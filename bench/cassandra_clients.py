@@ -143,6 +143,12 @@ def _server_seconds() -> float:
     raise RuntimeError("no Cassandra server process found: run `make up`")
 
 
+def machine_busy() -> float:
+    """Busy core-seconds of the whole machine so far (all but idle and iowait, every core)."""
+    ticks = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def write(client: str, rows: pa.Table, table, concurrency: int = 48) -> dict:
     """``rows`` written by ``client`` from two processes into a new keyspace: rows/s and CPU ms per 1K rows."""
     from kappa.settings import get_settings
@@ -153,15 +159,15 @@ def write(client: str, rows: pa.Table, table, concurrency: int = 48) -> dict:
     half = rows.num_rows // 2
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         pool.submit(time.sleep, 0).result()  # both processes started before the clock
-        server = _server_seconds()
+        server, busy = _server_seconds(), machine_busy()
         started = time.perf_counter()
         shares = list(pool.map(_one_process, [client] * 2, [namespace] * 2, [rows.slice(0, half), rows.slice(half)],
                                [table] * 2, [concurrency] * 2))
         elapsed = time.perf_counter() - started
-        server = _server_seconds() - server
+        server, busy = _server_seconds() - server, machine_busy() - busy
     per_1k = 1000_000 / rows.num_rows  # seconds per row -> milliseconds per 1K rows
     return {"rows_per_s": round(rows.num_rows / elapsed), "client_cpu_ms_per_1k": round(sum(c for _, c in shares) * per_1k, 1),
-            "server_cpu_ms_per_1k": round(server * per_1k, 1)}
+            "server_cpu_ms_per_1k": round(server * per_1k, 1), "machine_busy_s": round(busy, 2)}
 
 
 def compare(rows: pa.Table, table, concurrency: int = 48) -> dict[str, dict]:

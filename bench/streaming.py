@@ -49,7 +49,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: E402
 from schemas import contracts  # noqa: E402
 from schemas.serde import AvroSerializer  # noqa: E402
 from kappa.settings import get_settings  # noqa: E402
-from bench.cassandra_clients import print_table as cassandra_clients_table  # noqa: E402
+from bench.cassandra_clients import machine_busy, print_table as cassandra_clients_table  # noqa: E402
 
 
 class OrderProducer:
@@ -180,10 +180,7 @@ def _process_ticks() -> dict[int, tuple[str, int]]:
 def cpu_seconds() -> dict:
     """CPU seconds used so far by the whole machine (busy, all cores) and each process: what tells a
     run bound by the cores from one bound by waiting, and who had the cores (:func:`cpu_used`)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    # user nice system idle iowait irq softirq steal: all but idle and iowait are busy
-    ticks = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    return {"machine_busy": (sum(ticks) - ticks[3] - ticks[4]) / tick, "processes": _process_ticks(), "tick": tick}
+    return {"machine_busy": machine_busy(), "processes": _process_ticks(), "tick": os.sysconf("SC_CLK_TCK")}
 
 
 def cpu_used(before: dict) -> dict[str, float]:
@@ -242,8 +239,8 @@ def _raw_postgres_write(namespace: str, start: int, count: int, table) -> float:
     return elapsed
 
 
-def raw_postgres_write(rows: int, table) -> float:
-    """Rows/s of the PostgreSQL sink's own client (COPY + upsert) from two processes."""
+def raw_postgres_write(rows: int, table) -> dict:
+    """The PostgreSQL sink's own client (COPY + upsert) from two processes: rows/s, busy core-seconds."""
     from concurrent.futures import ProcessPoolExecutor
 
     from streaming import stores
@@ -252,9 +249,10 @@ def raw_postgres_write(rows: int, table) -> float:
     stores.get("postgres").ensure_table(get_settings(), namespace, table, "bench")
     half = rows // 2
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        started = time.perf_counter()
+        pool.submit(time.sleep, 0).result()  # both processes started before the clock
+        busy, started = machine_busy(), time.perf_counter()
         list(pool.map(_raw_postgres_write, [namespace, namespace], [0, half], [half, half], [table, table]))
-        return rows / (time.perf_counter() - started)
+        return {"per_s": rows / (time.perf_counter() - started), "busy_s": machine_busy() - busy}
 
 
 def raw_cassandra_writes(rows: int, table) -> dict[str, dict]:
@@ -270,49 +268,72 @@ def raw_cassandra_writes(rows: int, table) -> dict[str, dict]:
     return best
 
 
-def raw_read(topic: str, events: int) -> float:
+def raw_read(topic: str, events: int) -> dict:
+    """Spark reading the topic (no decode): events/s and the machine's busy core-seconds meanwhile."""
     from pyspark.sql import functions as F
 
     from streaming.session import build_session
 
     spark = build_session("bench")
     settings = get_settings()
-    started = time.perf_counter()
+    busy, started = machine_busy(), time.perf_counter()
     df = (spark.read.format("kafka").option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
           .option("subscribe", topic).option("startingOffsets", "earliest").option("endingOffsets", "latest").load())
     total = df.agg(F.count("*"), F.sum(F.length("value"))).collect()[0]
     assert total[0] >= events
-    return events / (time.perf_counter() - started)
+    return {"per_s": events / (time.perf_counter() - started), "busy_s": machine_busy() - busy}
 
 
-def raw_write(topic: str, events: int, table) -> float:
-    """The same rows, already decoded and shaped for the table, inserted into ClickHouse as Arrow."""
+def raw_clickhouse_and_lake_writes(topic: str, table) -> dict[str, dict]:
+    """The same rows, decoded and shaped for the table once (cached), inserted into ClickHouse as
+    Arrow, and appended to a Delta table by Spark: each one's rows/s and busy core-seconds."""
     import clickhouse_connect
+    import pyarrow as pa
     from pyspark.sql import functions as F
 
     from streaming.decode import Decoder
     from streaming.session import build_session
     from streaming import stores
+    from streaming.stores import lake
 
     settings = get_settings()
     spark = build_session("bench")
     decoder = Decoder.from_registry(SchemaRegistryClient({"url": settings.registry.url}), topic)
     df = (spark.read.format("kafka").option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
           .option("subscribe", topic).option("startingOffsets", "earliest").option("endingOffsets", "latest").load())
-    rows = (decoder.decode(df).select("_decoded.*")
-            .withColumn("customer_segment", F.lit(None).cast("string"))
-            .withColumn("customer_country", F.lit(None).cast("string"))
-            .withColumn("_version", F.unix_micros("updated_at")).withColumn("_deleted", F.lit(0).cast("tinyint"))
-            .select(*table.all_columns).toArrow())
+    shaped = (decoder.decode(df).select("_decoded.*")
+              .withColumn("customer_segment", F.lit(None).cast("string"))
+              .withColumn("customer_country", F.lit(None).cast("string"))
+              .withColumn("_version", F.unix_micros("updated_at")).withColumn("_deleted", F.lit(False))
+              .select(*table.all_columns).cache())
+    count = shaped.count()
+    rows = shaped.toArrow()
+    rows = rows.set_column(rows.schema.get_field_index("_deleted"), "_deleted",  # as the ClickHouse sink sends it
+                           rows["_deleted"].cast(pa.uint8()))
     namespace = f"bench_raw_{uuid.uuid4().hex[:8]}"
     stores.get("clickhouse").ensure_table(settings, namespace, table, "bench")
     ch = settings.clickhouse
     client = clickhouse_connect.get_client(host=ch.host, port=ch.port, username=ch.username, password=ch.password)
     chunk = 200_000
-    started = time.perf_counter()
+    busy, started = machine_busy(), time.perf_counter()
     for start in range(0, rows.num_rows, chunk):
         client.insert_arrow(f"{namespace}.orders", rows.slice(start, chunk))
-    return rows.num_rows / (time.perf_counter() - started)
+    results = {"clickhouse": {"per_s": rows.num_rows / (time.perf_counter() - started), "busy_s": machine_busy() - busy}}
+    location = lake.ensure_table(spark, settings, namespace, table, "bench")
+    busy, started = machine_busy(), time.perf_counter()
+    lake.append(shaped, location, "bench-raw", 0)
+    results["lake"] = {"per_s": count / (time.perf_counter() - started), "busy_s": machine_busy() - busy}
+    shaped.unpersist()
+    return results
+
+
+def efficiency(events: int, pipeline: dict, raw: dict[str, tuple[float, int]]) -> dict:
+    """The machine's busy core-seconds per 1K events of a pipeline run against the sum of those of its
+    raw steps (``raw``: step -> (busy core-seconds, rows)); 1.0 = the pipeline costs what its parts do."""
+    parts = {step: round(busy / rows * 1000, 3) for step, (busy, rows) in raw.items()}
+    cost = pipeline["cpu_seconds"]["machine_busy"] / events * 1000
+    return {"pipeline_core_s_per_1k": round(cost, 3), "raw_core_s_per_1k": parts,
+            "efficiency": round(sum(parts.values()) / cost, 2)}
 
 
 def produce_at_rate(topic: str, rate: int, seconds: int, first_id: int = 1) -> None:
@@ -652,13 +673,20 @@ def main() -> None:
     raw_read(topic, args.events)  # warm-up: the first Spark job of a session pays for JIT and planning
     # The best of three: one read of 300K records takes ~2 s and varied from 125K to 155K/s between
     # runs here, enough to move every ratio to it by a fifth.
-    read = max(raw_read(topic, args.events) for _ in range(3))
+    reading = max((raw_read(topic, args.events) for _ in range(3)), key=lambda r: r["per_s"])
+    read = reading["per_s"]
     table = orders_table(topic)
     cassandra_clients = raw_cassandra_writes(args.raw_rows, table)
-    writes = {"clickhouse": raw_write(topic, args.events, table),
-              "cassandra": cassandra_clients["sink"]["rows_per_s"],
-              "postgres": raw_postgres_write(args.raw_rows, table)}
+    raw = {**raw_clickhouse_and_lake_writes(topic, table),
+           "cassandra": {"per_s": cassandra_clients["sink"]["rows_per_s"],
+                         "busy_s": cassandra_clients["sink"]["machine_busy_s"]},
+           "postgres": raw_postgres_write(args.raw_rows, table)}
+    writes = {store: raw[store]["per_s"] for store in ("clickhouse", "cassandra", "postgres")}
     slowest = min(writes.values())
+    # Each raw step's busy core-seconds and its rows: the parts a pipeline's CPU is compared with.
+    steps = {"kafka_read": (reading["busy_s"], args.events),
+             **{store: (raw[store]["busy_s"], args.events if store in ("clickhouse", "lake") else args.raw_rows)
+                for store in raw}}
     four = ["lake", "clickhouse", "cassandra", "postgres"]
     all_four = catch_up(topic, args.events, four, "local[2]", warm)
     one_core = catch_up(topic, args.events, four, "local[1]", warm)
@@ -674,6 +702,10 @@ def main() -> None:
         "scaling_local1_to_local2": round(all_four["per_s"] / one_core["per_s"], 2),
         "ratio_clickhouse_lake_to_read": round(two["per_s"] / min(read, writes["clickhouse"]), 3),
         "scaling_clickhouse_lake_local1_to_local2": round(two["per_s"] / two_one_core["per_s"], 2),
+        "raw_lake_write_per_s": round(raw["lake"]["per_s"]),
+        "cpu_efficiency_all_four_local2": efficiency(args.events, all_four, steps),
+        "cpu_efficiency_clickhouse_lake_local2": efficiency(
+            args.events, two, {k: v for k, v in steps.items() if k in ("kafka_read", "clickhouse", "lake")}),
     }
     print(f"raw Kafka read (Spark)            {read:>10,.0f} events/s")
     for store, rate in writes.items():
@@ -687,6 +719,12 @@ def main() -> None:
           f"{results['ratio_clickhouse_lake_to_read']:.3f}")
     print(f"ClickHouse + lake, local[1]       {two_one_core['per_s']:>10,.0f} events/s   local[2] / local[1] "
           f"{results['scaling_clickhouse_lake_local1_to_local2']:.2f}")
+    print(f"raw lake write (Spark, Delta)     {raw['lake']['per_s']:>10,.0f} rows/s")
+    for label, key in (("all four, local[2]", "cpu_efficiency_all_four_local2"),
+                       ("ClickHouse + lake, local[2]", "cpu_efficiency_clickhouse_lake_local2")):
+        e = results[key]
+        print(f"CPU efficiency, {label}: {e['efficiency']} (pipeline {e['pipeline_core_s_per_1k']} busy core-s "
+              f"per 1K events; raw steps {e['raw_core_s_per_1k']})")
     print(f"partition seconds (summed), all four, local[2]: {all_four['partition_seconds']}")
     for label, run in (("all four, local[2]", all_four), ("all four, local[1]", one_core),
                        ("ClickHouse + lake, local[2]", two), ("ClickHouse + lake, local[1]", two_one_core)):
