@@ -20,7 +20,7 @@ from tests.conftest import free_port
 
 
 RATE = 250         # events/s while the servers come and go
-OUTAGE_S = 20
+OUTAGE_S = 8       # longer than the job's retries of a partition write (sink_retry_attempts = 3: 1.5 s)
 
 
 def test_cassandra_clickhouse_and_postgres_outages_under_load(
@@ -35,7 +35,7 @@ def test_cassandra_clickhouse_and_postgres_outages_under_load(
     config = {"name": f"out-a-{unique}", "topic": topic, "namespace": namespace, "trigger_seconds": 0.5,
               "lake_trigger_seconds": 2,
               "max_offsets_per_trigger": 5000, "checkpoint_dir": str(tmp_path / "checkpoints"),
-              "reference_refresh_s": 3600, "restart_backoff_s": 2.0, "max_restart_backoff_s": 8.0,
+              "reference_refresh_s": 3600, "sink_retry_attempts": 3, "restart_backoff_s": 2.0, "max_restart_backoff_s": 8.0,
               "max_restarts": 30, "metrics_port": free_port()}
     job = job_process.start(config, tmp_path, "job")
     stop = threading.Event()
