@@ -7,8 +7,8 @@ as the timestamp makes the newest change win whatever the order of arrival, and 
 rewrites identical cells: idempotent without a read.
 
 The executors write with acsylla, a Python client on the Scylla/DataStax C++ driver: per row it
-costs a third of the CPU of cassandra-driver's (bench/streaming.py's raw writes), and Cassandra's
-Python client was what bound a pipeline with all four stores. The verbs on the driver (tables,
+costs a third to a quarter of the CPU of cassandra-driver (bench/cassandra_clients.py), and
+Cassandra's Python client was what bound a pipeline with all four stores. The verbs on the driver (tables,
 migrations, versions) stay on cassandra-driver, whose serializers also give the sink its routing
 keys and decimals.
 
