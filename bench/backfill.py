@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.streaming import OrderProducer, cpu_seconds, orders_pipeline  # noqa: E402
+from bench.cpu import cpu_seconds, cpu_used  # noqa: E402
+from bench.streaming import OrderProducer, orders_pipeline  # noqa: E402
 from kappa.settings import get_settings  # noqa: E402
 
 SINKS = ["clickhouse", "cassandra", "postgres"]
@@ -58,11 +59,11 @@ def _replay(spark, topic: str, per_partition: int | None, partitions: int) -> tu
     return time.perf_counter() - started, span.events
 
 
-def _busy(before: dict[str, float], seconds: float) -> dict[str, float]:
-    used = {k: v - before[k] for k, v in cpu_seconds().items()}
+def _busy(before: dict, seconds: float) -> dict[str, float]:
+    used = cpu_used(before)
     cores = seconds * (os.cpu_count() or 1)
     return {"busy": round(used["machine_busy"] / cores, 2),
-            "cassandra_server": round(used.get("cassandra_server", 0.0) / cores, 2)}
+            "cassandra_server": round(used.get("cassandra", 0.0) / cores, 2)}
 
 
 def main() -> None:

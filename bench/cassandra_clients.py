@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import sys
 import time
 import uuid
@@ -23,6 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow as pa  # noqa: E402
+
+from bench.cpu import cpu_seconds, cpu_used  # noqa: E402
 
 CLIENTS = ("sink", "cassandra-driver", "scyllapy")
 CHUNK = 50_000  # rows per call, as a partition of a large batch
@@ -130,25 +131,6 @@ def _one_process(client: str, namespace: str, rows: pa.Table, table, concurrency
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-def _server_seconds() -> float:
-    """CPU seconds Cassandra's server (the stack's JVM) has used so far."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if b"org.apache.cassandra" in (entry / "cmdline").read_bytes():
-                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-            except OSError:
-                continue
-    raise RuntimeError("no Cassandra server process found: run `make up`")
-
-
-def machine_busy() -> float:
-    """Busy core-seconds of the whole machine so far (all but idle and iowait, every core)."""
-    ticks = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def write(client: str, rows: pa.Table, table, concurrency: int = 48) -> dict:
     """``rows`` written by ``client`` from two processes into a new keyspace: rows/s and CPU ms per 1K rows."""
     from kappa.settings import get_settings
@@ -158,16 +140,18 @@ def write(client: str, rows: pa.Table, table, concurrency: int = 48) -> dict:
     stores.get("cassandra").ensure_table(get_settings(), namespace, table, "bench")
     half = rows.num_rows // 2
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pool.submit(time.sleep, 0).result()  # both processes started before the clock
-        server, busy = _server_seconds(), machine_busy()
+        list(pool.map(time.sleep, [0.5, 0.5]))  # both processes started (spawned on demand) before the clock
+        before = cpu_seconds()
         started = time.perf_counter()
         shares = list(pool.map(_one_process, [client] * 2, [namespace] * 2, [rows.slice(0, half), rows.slice(half)],
                                [table] * 2, [concurrency] * 2))
         elapsed = time.perf_counter() - started
-        server, busy = _server_seconds() - server, machine_busy() - busy
+        used = cpu_used(before)
+        if "cassandra" not in used:
+            raise RuntimeError("no Cassandra server process found: run `make up`")
     per_1k = 1000_000 / rows.num_rows  # seconds per row -> milliseconds per 1K rows
     return {"rows_per_s": round(rows.num_rows / elapsed), "client_cpu_ms_per_1k": round(sum(c for _, c in shares) * per_1k, 1),
-            "server_cpu_ms_per_1k": round(server * per_1k, 1), "machine_busy_s": round(busy, 2)}
+            "server_cpu_ms_per_1k": round(used["cassandra"] * per_1k, 1), "machine_busy_s": used["machine_busy"]}
 
 
 def compare(rows: pa.Table, table, concurrency: int = 48) -> dict[str, dict]:

@@ -49,7 +49,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: E402
 from schemas import contracts  # noqa: E402
 from schemas.serde import AvroSerializer  # noqa: E402
 from kappa.settings import get_settings  # noqa: E402
-from bench.cassandra_clients import machine_busy, print_table as cassandra_clients_table  # noqa: E402
+from bench.cassandra_clients import print_table as cassandra_clients_table  # noqa: E402
+from bench.cpu import cpu_seconds, cpu_used, machine_busy  # noqa: E402
 
 
 class OrderProducer:
@@ -151,51 +152,6 @@ def _catch_up_here(topic: str, events: int, sinks: list[str], warm_up: str | Non
             "cpu_seconds": {**cpu, "available": round(elapsed * (os.cpu_count() or 1), 1)}}
 
 
-# Which process is which, by its command line: CPU seconds per part of the stack during a run.
-# First match wins: a Spark JVM's class path names the PostgreSQL driver, so Spark comes before it.
-PROCESS_GROUPS = (("org.apache.cassandra", "cassandra"), ("kafka.Kafka", "kafka"),
-                  ("org.apache.spark.deploy.SparkSubmit", "spark_jvm"), ("weed", "s3"),
-                  ("clickhouse_server", "clickhouse"), ("postgres", "postgres"), ("schemas.registry", "registry"),
-                  ("prometheus", "prometheus"), ("pyspark.daemon", "spark_python_workers"),
-                  ("pyspark.worker", "spark_python_workers"), ("multiprocessing", "bench_producer"),
-                  ("bench/streaming.py", "bench_driver_python"))
-
-
-def _process_ticks() -> dict[int, tuple[str, int]]:
-    """pid -> (its group, its user + system clock ticks so far), for every process of the machine."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # it ended meanwhile
-            continue
-        group = next((name for needle, name in PROCESS_GROUPS if needle in command), "other")
-        found[int(entry.name)] = (group, int(stat[11]) + int(stat[12]))
-    return found
-
-
-def cpu_seconds() -> dict:
-    """CPU seconds used so far by the whole machine (busy, all cores) and each process: what tells a
-    run bound by the cores from one bound by waiting, and who had the cores (:func:`cpu_used`)."""
-    return {"machine_busy": machine_busy(), "processes": _process_ticks(), "tick": os.sysconf("SC_CLK_TCK")}
-
-
-def cpu_used(before: dict) -> dict[str, float]:
-    """CPU seconds since ``before`` (:func:`cpu_seconds`): the machine's, and per process group (the
-    processes alive at both ends, and those started since), largest first."""
-    after = cpu_seconds()
-    groups: dict[str, float] = {}
-    for pid, (group, ticks) in after["processes"].items():
-        was = before["processes"].get(pid)
-        used = ticks - (was[1] if was and was[0] == group else 0)
-        groups[group] = groups.get(group, 0) + used / after["tick"]
-    ranked = {k: round(v, 1) for k, v in sorted(groups.items(), key=lambda kv: -kv[1]) if v >= 0.1}
-    return {"machine_busy": round(after["machine_busy"] - before["machine_busy"], 1), **ranked}
-
-
 def _orders_rows(count: int):
     """``count`` orders rows shaped like the serving table, as Arrow (no Spark)."""
     from datetime import datetime, timezone
@@ -249,7 +205,7 @@ def raw_postgres_write(rows: int, table) -> dict:
     stores.get("postgres").ensure_table(get_settings(), namespace, table, "bench")
     half = rows // 2
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pool.submit(time.sleep, 0).result()  # both processes started before the clock
+        list(pool.map(time.sleep, [0.5, 0.5]))  # both processes started (spawned on demand) before the clock
         busy, started = machine_busy(), time.perf_counter()
         list(pool.map(_raw_postgres_write, [namespace, namespace], [0, half], [half, half], [table, table]))
         return {"per_s": rows / (time.perf_counter() - started), "busy_s": machine_busy() - busy}
